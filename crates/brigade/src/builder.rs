@@ -309,11 +309,7 @@ impl<S: 'static> Builder<WithState<S>> {
         let iter = jobs.into_iter();
         let name = format!("{}-producer", results.name());
         let feed = move || {
-            for job in iter {
-                if tx.send(job).is_err() {
-                    break;
-                }
-            }
+            tx.send_all(iter);
         };
         if let Err(e) = std::thread::Builder::new().name(name).spawn(feed) {
             // The closure (and with it the jobs half) is dropped: the pool closes with no jobs.

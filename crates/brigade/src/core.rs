@@ -242,17 +242,62 @@ impl<J, T, E> Shared<J, T, E> {
         }
     }
 
-    /// Accepts a job into the queue; the caller holds the lock and has checked the rules.
-    fn push(&self, st: &mut State<J, T, E>, job: J) -> u64 {
+    /// Accepts a job into the queue; the caller holds the lock, has checked
+    /// the rules, and wakes a worker afterwards (see [`Self::wake_workers`]).
+    fn push(&self, st: &mut State<J, T, E>, job: J, enqueued: u64) -> u64 {
         let seq = st.next_seq;
         st.next_seq += 1;
         st.counters.submitted += 1;
-        let enqueued = if self.cfg.stats { clock::ticks() } else { 0 };
         st.queue.push_back(Envelope { seq, job, enqueued });
-        if st.idle > 0 {
-            self.work.notify_one();
-        }
         seq
+    }
+
+    /// Wakes up to `n` idle workers for newly queued jobs.
+    fn wake_workers(&self, st: &State<J, T, E>, n: usize) {
+        if st.idle == 0 {
+            return;
+        }
+        if n >= st.idle {
+            self.work.notify_all();
+        } else {
+            for _ in 0..n {
+                self.work.notify_one();
+            }
+        }
+    }
+
+    fn stamp(&self) -> u64 {
+        if self.cfg.stats {
+            clock::ticks()
+        } else {
+            0
+        }
+    }
+
+    /// Sends every job of `batch` in as few trips to the lock as the room
+    /// allows, waiting for room; one clock reading per trip. Returns false
+    /// if the pool closed (the jobs left in `batch` were not accepted).
+    pub(crate) fn send_batch(&self, batch: &mut VecDeque<J>) -> bool {
+        let mut st = sync::lock(&self.state);
+        loop {
+            if st.closed {
+                return false;
+            }
+            let enqueued = self.stamp();
+            let mut pushed = 0;
+            while self.has_room(&st) {
+                let Some(job) = batch.pop_front() else { break };
+                self.push(&mut st, job, enqueued);
+                pushed += 1;
+            }
+            self.wake_workers(&st, pushed);
+            if batch.is_empty() {
+                return true;
+            }
+            st.space_waiters += 1;
+            st = sync::wait(&self.space, st);
+            st.space_waiters -= 1;
+        }
     }
 
     pub(crate) fn send(&self, job: J, mode: SendMode) -> Result<u64, SendError<J>> {
@@ -262,7 +307,9 @@ impl<J, T, E> Shared<J, T, E> {
                 return Err(SendError::Closed(job));
             }
             if self.has_room(&st) {
-                return Ok(self.push(&mut st, job));
+                let seq = self.push(&mut st, job, self.stamp());
+                self.wake_workers(&st, 1);
+                return Ok(seq);
             }
             st.space_waiters += 1;
             st = match mode {
@@ -557,7 +604,9 @@ impl<J: Send, T: Send, E: Send> JobOps<J> for Shared<J, T, E> {
         if st.cancelled {
             return Err(job);
         }
-        Ok(self.push(&mut st, job))
+        let seq = self.push(&mut st, job, self.stamp());
+        self.wake_workers(&st, 1);
+        Ok(seq)
     }
 
     fn is_cancelled(&self) -> bool {

@@ -1,5 +1,6 @@
 //! The sending half: [`Jobs`].
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::core::{SendMode, Shared};
@@ -10,6 +11,7 @@ use crate::sync::Arc;
 /// What the jobs half needs from the pool, whatever its result types.
 pub(crate) trait Sink<J>: Send + Sync {
     fn send(&self, job: J, mode: SendMode) -> Result<u64, SendError<J>>;
+    fn send_batch(&self, batch: &mut VecDeque<J>) -> bool;
     fn add_sender(&self);
     fn drop_sender(&self);
     fn close(&self);
@@ -19,6 +21,9 @@ pub(crate) trait Sink<J>: Send + Sync {
 impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Sink<J> for Arc<Shared<J, T, E>> {
     fn send(&self, job: J, mode: SendMode) -> Result<u64, SendError<J>> {
         Shared::send(self, job, mode)
+    }
+    fn send_batch(&self, batch: &mut VecDeque<J>) -> bool {
+        Shared::send_batch(self, batch)
     }
     fn add_sender(&self) {
         Shared::add_sender(self)
@@ -139,6 +144,28 @@ impl<J> Jobs<J> {
         match deadline {
             Some(d) => self.sink.send(job, SendMode::Until(d)),
             None => self.sink.send(job, SendMode::Block),
+        }
+    }
+
+    /// Feeds every job of `jobs` to the pool (for `Builder::run`), taking
+    /// them from the iterator lazily, a few at a time, so that a run of jobs
+    /// costs a few trips to the pool's lock instead of one each. Stops when
+    /// the pool closes; the jobs in hand then were never accepted and are dropped.
+    pub(crate) fn send_all<I: IntoIterator<Item = J>>(&self, jobs: I) -> u64 {
+        const CHUNK: usize = 32;
+        let mut iter = jobs.into_iter();
+        let mut batch = VecDeque::with_capacity(CHUNK);
+        let mut accepted = 0;
+        loop {
+            batch.extend(iter.by_ref().take(CHUNK));
+            if batch.is_empty() {
+                return accepted;
+            }
+            let n = batch.len();
+            if !self.sink.send_batch(&mut batch) {
+                return accepted + (n - batch.len()) as u64;
+            }
+            accepted += n as u64;
         }
     }
 

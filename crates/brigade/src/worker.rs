@@ -212,7 +212,7 @@ where
         };
         out.attempts = attempt;
         out.result = result;
-        if cfg.fail_fast && !matches!(out.result, Ok(_)) {
+        if cfg.fail_fast && out.result.is_err() {
             // Stop the rest of this batch and the queue now, not at delivery.
             shared.cancel();
         }

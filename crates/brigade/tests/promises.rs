@@ -68,7 +68,7 @@ fn a_refused_send_gives_the_job_back() {
             .unwrap();
         jobs.send("first".into()).unwrap();
         is_started.recv().unwrap(); // the worker holds it and blocks on the gate
-        // Fill the one slot, then the next try is refused with the job inside.
+                                    // Fill the one slot, then the next try is refused with the job inside.
         let mut refused = None;
         for i in 0..1000 {
             match jobs.try_send(format!("job {i}")) {
@@ -82,8 +82,10 @@ fn a_refused_send_gives_the_job_back() {
         }
         let refused = refused.expect("a queue of one refused nothing");
         assert!(refused.starts_with("job "));
-        assert!(matches!(jobs.send_timeout("late".into(), Duration::from_millis(10)),
-            Err(SendError::Timeout(j)) if j == "late"));
+        assert!(
+            matches!(jobs.send_timeout("late".into(), Duration::from_millis(10)),
+            Err(SendError::Timeout(j)) if j == "late")
+        );
         gate.wait();
         jobs.close();
         assert!(matches!(jobs.send("closed".into()), Err(SendError::Closed(j)) if j == "closed"));
@@ -151,7 +153,11 @@ fn ordered_window_holds_producers_back_behind_a_slow_job() {
         }
         std::thread::sleep(Duration::from_millis(50));
         let s = pool.stats();
-        assert!(s.submitted <= window as u64, "accepted {} jobs past a window of {window}", s.submitted);
+        assert!(
+            s.submitted <= window as u64,
+            "accepted {} jobs past a window of {window}",
+            s.submitted
+        );
         release.send(()).unwrap();
         for (i, o) in results.by_ref().enumerate() {
             assert_eq!(o.seq, i as u64);
@@ -207,7 +213,11 @@ fn no_hang_in_any_drop_order() {
                     }
                 }
                 watcher.wait().unwrap();
-                assert_eq!(ran.load(Ordering::SeqCst), queued as usize, "order {order:?}");
+                assert_eq!(
+                    ran.load(Ordering::SeqCst),
+                    queued as usize,
+                    "order {order:?}"
+                );
             });
         }
     }
@@ -222,7 +232,11 @@ fn waiting_from_inside_a_worker_is_an_error() {
             .workers(1)
             .build(move |_: &u8, _ctx: &Context<u8>| {
                 let pool = s.lock().unwrap().clone().unwrap();
-                Ok::<_, ()>((pool.wait(), pool.wait_timeout(Duration::from_secs(1)), pool.shutdown()))
+                Ok::<_, ()>((
+                    pool.wait(),
+                    pool.wait_timeout(Duration::from_secs(1)),
+                    pool.shutdown(),
+                ))
             })
             .unwrap();
         *slot.lock().unwrap() = Some(jobs.pool());
@@ -305,13 +319,16 @@ fn a_panic_rebuilds_the_workers_state_and_keeps_the_crew() {
                 i.fetch_add(1, Ordering::SeqCst);
                 Ok::<_, std::io::Error>(Vec::<u32>::new())
             })
-            .run(0..6u32, |seen: &mut Vec<u32>, n: &u32, _ctx: &Context<u32>| {
-                seen.push(*n);
-                if *n == 2 {
-                    panic!("boom");
-                }
-                Ok::<_, ()>(seen.clone())
-            })
+            .run(
+                0..6u32,
+                |seen: &mut Vec<u32>, n: &u32, _ctx: &Context<u32>| {
+                    seen.push(*n);
+                    if *n == 2 {
+                        panic!("boom");
+                    }
+                    Ok::<_, ()>(seen.clone())
+                },
+            )
             .collect();
         assert_eq!(outcomes[1].result, Ok(vec![0, 1]));
         assert_eq!(outcomes[2].result, Err(Failure::Panicked("boom".into())));
@@ -336,7 +353,12 @@ fn panics_never_shrink_the_crew() {
                 jobs.send(n).unwrap();
             }
         });
-        assert_eq!(results.filter(|o| matches!(o.result, Err(Failure::Panicked(_)))).count(), 300);
+        assert_eq!(
+            results
+                .filter(|o| matches!(o.result, Err(Failure::Panicked(_))))
+                .count(),
+            300
+        );
         let s = pool.stats();
         assert_eq!((s.panicked, s.workers), (300, 3));
     });
@@ -347,11 +369,26 @@ fn a_failing_initialiser_is_a_build_error() {
     watchdog(30, || {
         let err = Builder::new()
             .workers(4)
-            .state(|w| if w == 2 { Err(format!("no connection for worker {w}")) } else { Ok(()) })
+            .state(|w| {
+                if w == 2 {
+                    Err(format!("no connection for worker {w}"))
+                } else {
+                    Ok(())
+                }
+            })
             .build(|_: &mut (), n: &u8, _ctx: &Context<u8>| Ok::<_, ()>(*n))
             .unwrap_err();
-        assert_eq!(err, BuildError::Init { worker: 2, message: "no connection for worker 2".into() });
-        assert_eq!(err.to_string(), "worker 2 could not build its state: no connection for worker 2");
+        assert_eq!(
+            err,
+            BuildError::Init {
+                worker: 2,
+                message: "no connection for worker 2".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "worker 2 could not build its state: no connection for worker 2"
+        );
     });
 }
 
@@ -379,7 +416,10 @@ fn an_initialiser_that_fails_on_rebuild_fails_jobs_not_the_pool() {
             })
             .collect();
         assert!(matches!(outcomes[0].result, Err(Failure::Panicked(_))));
-        assert_eq!(outcomes[1].result, Err(Failure::Init("database down".into())));
+        assert_eq!(
+            outcomes[1].result,
+            Err(Failure::Init("database down".into()))
+        );
         assert_eq!(outcomes[2].result, Ok(2));
         assert_eq!(outcomes[3].result, Ok(3));
     });
@@ -399,7 +439,10 @@ fn graceful_shutdown_finishes_everything_queued() {
             jobs.send(n).unwrap();
         }
         let pool = jobs.pool();
-        assert_eq!(pool.shutdown_timeout(Duration::from_secs(20)), Ok(Stopped::Graceful));
+        assert_eq!(
+            pool.shutdown_timeout(Duration::from_secs(20)),
+            Ok(Stopped::Graceful)
+        );
         assert_eq!(results.filter(|o| o.is_ok()).count(), 200);
         // Idempotent.
         pool.close();
@@ -423,11 +466,17 @@ fn shutdown_with_a_deadline_turns_immediate() {
             jobs.send(n).unwrap();
         }
         let pool = jobs.pool();
-        assert_eq!(pool.shutdown_timeout(Duration::from_millis(10)), Ok(Stopped::Cancelled));
+        assert_eq!(
+            pool.shutdown_timeout(Duration::from_millis(10)),
+            Ok(Stopped::Cancelled)
+        );
         let outcomes: Vec<_> = results.collect();
         assert_eq!(outcomes.len(), 5);
         let cut_short = outcomes.iter().filter(|o| o.result == Ok(false)).count();
-        let cancelled = outcomes.iter().filter(|o| o.result == Err(Failure::Cancelled)).count();
+        let cancelled = outcomes
+            .iter()
+            .filter(|o| o.result == Err(Failure::Cancelled))
+            .count();
         assert_eq!((cut_short, cancelled), (1, 4));
     });
 }
@@ -445,7 +494,13 @@ fn fail_fast_cancels_the_rest_and_they_still_report() {
         drop(jobs);
         let outcomes: Vec<_> = results.collect();
         assert_eq!(outcomes.len(), accepted.len());
-        assert_eq!(outcomes.iter().filter(|o| o.result == Err(Failure::Error("ten"))).count(), 1);
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|o| o.result == Err(Failure::Error("ten")))
+                .count(),
+            1
+        );
         // Nothing started after the failure was seen, beyond the other worker's job in hand.
         let ok = outcomes.iter().filter(|o| o.is_ok()).count();
         assert!(ok < accepted.len() - 1);
@@ -468,10 +523,10 @@ fn retries_follow_the_predicate_and_are_counted() {
             .backoff(Duration::from_micros(10), Duration::from_micros(100))
             .retry_if(|e: &E| *e == E::Transient)
             .build(|n: &u32, ctx: &Context<u32>| match n {
-                0 => Err(E::Transient),                             // always transient
-                1 if ctx.attempt() < 3 => Err(E::Transient),        // recovers on the 3rd
+                0 => Err(E::Transient),                      // always transient
+                1 if ctx.attempt() < 3 => Err(E::Transient), // recovers on the 3rd
                 1 => Ok(ctx.attempt()),
-                _ => Err(E::Permanent),                             // never retried
+                _ => Err(E::Permanent), // never retried
             })
             .unwrap();
         let pool = jobs.pool();
@@ -481,9 +536,15 @@ fn retries_follow_the_predicate_and_are_counted() {
         drop(jobs);
         let mut o: Vec<_> = results.collect();
         o.sort_by_key(|o| o.job);
-        assert_eq!((o[0].attempts, &o[0].result), (4, &Err(Failure::Error(E::Transient))));
+        assert_eq!(
+            (o[0].attempts, &o[0].result),
+            (4, &Err(Failure::Error(E::Transient)))
+        );
         assert_eq!((o[1].attempts, &o[1].result), (3, &Ok(3)));
-        assert_eq!((o[2].attempts, &o[2].result), (1, &Err(Failure::Error(E::Permanent))));
+        assert_eq!(
+            (o[2].attempts, &o[2].result),
+            (1, &Err(Failure::Error(E::Permanent)))
+        );
         assert_eq!(pool.stats().retried, 3 + 2);
     });
 }
@@ -494,16 +555,28 @@ fn a_retry_predicate_of_the_wrong_type_is_a_build_error() {
         .retry_if(|_: &std::io::Error| true)
         .build(|n: &u8, _ctx: &Context<u8>| Ok::<_, String>(*n))
         .unwrap_err();
-    assert!(matches!(err, BuildError::RetryPredicateType { .. }), "{err}");
+    assert!(
+        matches!(err, BuildError::RetryPredicateType { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_settings_are_build_errors() {
     let f = |n: &u8, _ctx: &Context<u8>| Ok::<_, ()>(*n);
-    assert_eq!(Builder::new().workers(0).build(f).unwrap_err(), BuildError::ZeroWorkers);
-    assert_eq!(Builder::new().queue(0).build(f).unwrap_err(), BuildError::ZeroQueue);
+    assert_eq!(
+        Builder::new().workers(0).build(f).unwrap_err(),
+        BuildError::ZeroWorkers
+    );
+    assert_eq!(
+        Builder::new().queue(0).build(f).unwrap_err(),
+        BuildError::ZeroQueue
+    );
     for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert_eq!(Builder::new().rate_limit(rate).build(f).unwrap_err(), BuildError::BadRate);
+        assert_eq!(
+            Builder::new().rate_limit(rate).build(f).unwrap_err(),
+            BuildError::BadRate
+        );
     }
 }
 
@@ -595,11 +668,21 @@ fn stats_add_up_and_time_the_jobs() {
         let outcomes: Vec<_> = results.collect();
         pool.wait().unwrap();
         let s = pool.stats();
-        assert_eq!((s.submitted, s.succeeded, s.failed, s.panicked), (30, 10, 10, 10));
-        assert_eq!((s.queued, s.running, s.cancelled, s.timed_out), (0, 0, 0, 0));
+        assert_eq!(
+            (s.submitted, s.succeeded, s.failed, s.panicked),
+            (30, 10, 10, 10)
+        );
+        assert_eq!(
+            (s.queued, s.running, s.cancelled, s.timed_out),
+            (0, 0, 0, 0)
+        );
         assert_eq!(s.run_time.count, 30);
         // The sleeping jobs ran at least 2 ms: the clock measures something real.
-        assert!(s.run_time.max >= Duration::from_millis(2), "{:?}", s.run_time);
+        assert!(
+            s.run_time.max >= Duration::from_millis(2),
+            "{:?}",
+            s.run_time
+        );
         assert!(s.run_time.p50 <= s.run_time.p90 && s.run_time.p90 <= s.run_time.p99);
         for o in outcomes.iter().filter(|o| o.job % 3 == 0) {
             assert!(o.run_time >= Duration::from_millis(2), "{:?}", o.run_time);

@@ -27,9 +27,13 @@ fn seed_program() {
             .build(move |job: &u32, ctx: &Context<u32>| {
                 let now = r.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(now, Ordering::SeqCst);
-                l.lock().unwrap().push(format!("Worker {} started job {job}", ctx.worker() + 1));
+                l.lock()
+                    .unwrap()
+                    .push(format!("Worker {} started job {job}", ctx.worker() + 1));
                 std::thread::sleep(Duration::from_millis(20));
-                l.lock().unwrap().push(format!("Worker {} finished job {job}", ctx.worker() + 1));
+                l.lock()
+                    .unwrap()
+                    .push(format!("Worker {} finished job {job}", ctx.worker() + 1));
                 r.fetch_sub(1, Ordering::SeqCst);
                 Ok::<_, String>(job * 2)
             })
@@ -41,15 +45,30 @@ fn seed_program() {
         let mut got: Vec<u32> = results.map(|o| o.result.unwrap()).collect();
         got.sort();
         assert_eq!(got, [2, 4, 6, 8, 10]);
-        assert!(peak.load(Ordering::SeqCst) <= 3, "more than 3 jobs ran at once");
+        assert!(
+            peak.load(Ordering::SeqCst) <= 3,
+            "more than 3 jobs ran at once"
+        );
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 10);
         for j in 1..=5 {
-            let started: Vec<_> = log.iter().filter(|l| l.ends_with(&format!("started job {j}"))).collect();
-            let finished: Vec<_> = log.iter().filter(|l| l.ends_with(&format!("finished job {j}"))).collect();
+            let started: Vec<_> = log
+                .iter()
+                .filter(|l| l.ends_with(&format!("started job {j}")))
+                .collect();
+            let finished: Vec<_> = log
+                .iter()
+                .filter(|l| l.ends_with(&format!("finished job {j}")))
+                .collect();
             assert_eq!((started.len(), finished.len()), (1, 1), "job {j}");
             // The same worker started and finished it, and ids are 1..=3.
-            let who = |s: &str| s.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap();
+            let who = |s: &str| {
+                s.split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            };
             assert_eq!(who(started[0]), who(finished[0]));
             assert!((1..=3).contains(&who(started[0])));
         }
@@ -61,7 +80,10 @@ fn seed_program() {
 #[test]
 fn closing_an_empty_pool_ends_the_results() {
     watchdog(30, || {
-        let (jobs, results) = Builder::new().workers(3).build(|n: &u32, _ctx| Ok::<_, ()>(*n)).unwrap();
+        let (jobs, results) = Builder::new()
+            .workers(3)
+            .build(|n: &u32, _ctx| Ok::<_, ()>(*n))
+            .unwrap();
         let pool = jobs.pool();
         drop(jobs);
         assert_eq!(results.count(), 0);
@@ -78,9 +100,8 @@ fn pattern1_dynamic_producer_is_consumed_lazily() {
     watchdog(60, || {
         let produced = Arc::new(AtomicUsize::new(0));
         let p = produced.clone();
-        let gen = (0u64..).map(move |i| {
+        let gen = (0u64..).inspect(move |_| {
             p.fetch_add(1, Ordering::SeqCst);
-            i
         });
         let should_stop = 10_000;
         let mut results = Builder::new()
@@ -93,7 +114,10 @@ fn pattern1_dynamic_producer_is_consumed_lazily() {
         assert!(results.next().is_some());
         std::thread::sleep(Duration::from_millis(100));
         let ahead = produced.load(Ordering::SeqCst);
-        assert!(ahead <= 1 + 8 + 8 + 2 + 1 + 32, "producer ran {ahead} jobs ahead of a stalled reader");
+        assert!(
+            ahead <= 1 + 8 + 8 + 2 + 1 + 32,
+            "producer ran {ahead} jobs ahead of a stalled reader"
+        );
         assert_eq!(results.count() + 1, should_stop);
     });
 }
@@ -105,7 +129,13 @@ fn pattern2_errors_are_outcomes() {
     watchdog(30, || {
         let outcomes: Vec<_> = Builder::new()
             .workers(3)
-            .run(0..100u32, |n: &u32, _ctx| if n % 7 == 0 { Err(format!("bad {n}")) } else { Ok(n + 1) })
+            .run(0..100u32, |n: &u32, _ctx| {
+                if n % 7 == 0 {
+                    Err(format!("bad {n}"))
+                } else {
+                    Ok(n + 1)
+                }
+            })
             .collect();
         assert_eq!(outcomes.len(), 100);
         for o in &outcomes {
@@ -147,12 +177,22 @@ fn pattern3_cancel_is_seen_by_running_jobs_and_returns_queued_ones() {
         assert!(jobs.send(99).is_err(), "a cancelled pool takes no jobs");
         let outcomes: Vec<_> = results.collect();
         assert_eq!(outcomes.len(), 50);
-        let saw = outcomes.iter().filter(|o| o.result == Ok("saw cancel")).count();
-        let cancelled: Vec<_> = outcomes.iter().filter(|o| o.result == Err(Failure::Cancelled)).collect();
+        let saw = outcomes
+            .iter()
+            .filter(|o| o.result == Ok("saw cancel"))
+            .count();
+        let cancelled: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.result == Err(Failure::Cancelled))
+            .collect();
         assert_eq!(saw, 2);
         assert_eq!(cancelled.len(), 48);
         for o in cancelled {
-            assert_eq!((o.attempts, o.worker), (0, None), "a cancelled job never started");
+            assert_eq!(
+                (o.attempts, o.worker),
+                (0, None),
+                "a cancelled job never started"
+            );
         }
         let jobs_back: HashSet<u32> = outcomes.iter().map(|o| o.job).collect();
         assert_eq!(jobs_back, (0..50).collect());
