@@ -226,6 +226,11 @@ impl<J, T, E> Shared<J, T, E> {
         self as *const Self as usize
     }
 
+    /// Whether the calling thread is one of this pool's workers.
+    pub(crate) fn on_own_worker(&self) -> bool {
+        WORKER_OF.with(|w| w.get()) == self.id()
+    }
+
     fn has_room(&self, st: &State<J, T, E>) -> bool {
         if st.queue.len() >= self.cfg.queue {
             return false;
@@ -459,7 +464,7 @@ impl<J, T, E> Shared<J, T, E> {
     }
 
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        if WORKER_OF.with(|w| w.get()) == self.id() {
+        if self.on_own_worker() {
             return Err(WaitError::InsideWorker);
         }
         let deadline = timeout.map(|t| Instant::now() + t);

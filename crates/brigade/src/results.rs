@@ -16,6 +16,12 @@ use crate::sync::{self, Arc};
 /// Outcomes come in completion order, or in submission order when the pool
 /// was built with [`ordered`](crate::Builder::ordered).
 ///
+/// # Panics
+///
+/// Reading the results of a pool from inside one of its own workers, when no
+/// outcome is ready, panics instead of waiting for ever (the pool cannot
+/// finish while that job runs); the panic becomes the job's outcome.
+///
 /// # Dropping
 ///
 /// Dropping the results half does not stop the pool: the jobs still run,
@@ -91,6 +97,12 @@ impl<J, T, E> Results<J, T, E> {
             }
             if st.finished {
                 return false;
+            }
+            if shared.on_own_worker() {
+                drop(st);
+                // The pool cannot finish while this job runs: waiting would never end.
+                // The panic becomes this job's outcome.
+                panic!("brigade: a worker cannot wait for its own pool's results");
             }
             st.ready_waiters += 1;
             st = sync::wait(&shared.ready, st);

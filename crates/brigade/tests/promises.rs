@@ -689,3 +689,36 @@ fn stats_add_up_and_time_the_jobs() {
         }
     });
 }
+
+#[test]
+fn reading_results_from_inside_a_worker_fails_that_job_instead_of_hanging() {
+    quiet_boom();
+    watchdog(30, || {
+        type R = brigade::Results<u8, usize, ()>;
+        let slot: Arc<Mutex<Option<R>>> = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .build(move |n: &u8, _ctx: &Context<u8>| {
+                if *n == 1 {
+                    let mut r = s.lock().unwrap().take().unwrap();
+                    let first = r.next(); // outcome of job 0 is ready
+                    let _ = r.next(); // nothing else can come while this job runs
+                    drop(first);
+                }
+                Ok::<usize, ()>(0)
+            })
+            .unwrap();
+        let pool = jobs.pool();
+        jobs.send(0).unwrap();
+        while pool.stats().succeeded < 1 {
+            std::thread::yield_now();
+        }
+        *slot.lock().unwrap() = Some(results);
+        jobs.send(1).unwrap();
+        drop(jobs);
+        pool.wait().unwrap();
+        let s = pool.stats();
+        assert_eq!((s.succeeded, s.panicked), (1, 1));
+    });
+}
