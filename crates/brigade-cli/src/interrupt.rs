@@ -1,0 +1,58 @@
+//! Ctrl-C and SIGTERM. Once: start no new jobs, let the running ones finish,
+//! then report. Twice: stop now.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use brigade::Pool;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+static CURRENT: Mutex<Option<Pool>> = Mutex::new(None);
+type Hook = Box<dyn Fn() + Send>;
+static HARD_STOP: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+/// Starts listening for SIGINT and SIGTERM. Call once, early in `main`.
+pub fn install() -> std::io::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("brigade-signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
+                eprintln!("\nbrigade: interrupted: starting no new jobs, waiting for the running ones (Ctrl-C again to stop now)");
+                if let Some(pool) = lock(&CURRENT).as_ref() {
+                    pool.cancel();
+                }
+            } else {
+                for hook in lock(&HARD_STOP).iter() {
+                    hook();
+                }
+                eprintln!("brigade: interrupted twice: stopped");
+                std::process::exit(130);
+            }
+        }
+    })?;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The pool the first signal cancels. If a signal already came, it is cancelled at once.
+pub fn watch(pool: &Pool) {
+    *lock(&CURRENT) = Some(pool.clone());
+    if interrupted() {
+        pool.cancel();
+    }
+}
+
+/// Something to run on the second signal, before exiting (killing children, say).
+pub fn on_hard_stop(hook: impl Fn() + Send + 'static) {
+    lock(&HARD_STOP).push(Box::new(hook));
+}
+
+/// Whether a signal came.
+pub fn interrupted() -> bool {
+    SIGNALS.load(Ordering::SeqCst) > 0
+}
