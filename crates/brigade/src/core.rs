@@ -384,7 +384,9 @@ impl<J, T, E> Shared<J, T, E> {
         if st.ready_waiters > 0 {
             self.ready.notify_all();
         }
+        // Already closed or not, the queue just emptied: the pool may be finished now.
         self.close_locked(st);
+        self.check_finished(st);
         if st.idle > 0 {
             self.work.notify_all();
         }
