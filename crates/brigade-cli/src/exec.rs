@@ -16,11 +16,11 @@ use crate::interrupt;
 use crate::run::{self, exit, Next, RunArgs};
 use crate::units::human;
 
-/// Run a command once per input, several at a time: a practical subset of
-/// GNU parallel and `xargs -P`.
+/// Run a command once per input, in parallel (like xargs -P or GNU parallel)
 ///
-/// Inputs come from the arguments after `:::`, or from a file (-a), or from
-/// stdin, one per line. In the command, placeholders stand for the input:
+/// A practical subset of GNU parallel and `xargs -P`. Inputs come from the
+/// arguments after `:::`, or from a file (-a), or from stdin, one per line.
+/// In the command, placeholders stand for the input:
 ///
 ///   {}    the input               {/}   its last path component
 ///   {.}   without its extension   {//}  its directory
@@ -30,12 +30,15 @@ use crate::units::human;
 /// stdout and stderr are printed as one block when it ends, never mixed with
 /// another job's lines. Commands run without a shell unless --shell is given.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  \
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:\n  \
     brigade exec gzip -9 ::: *.log\n  \
     find . -name '*.png' | brigade exec -j 8 convert {} {.}.jpg\n  \
     brigade exec -k --timeout 10s --retries 2 curl -sf {} -a urls.txt\n  \
     brigade exec --shell 'grep -c ERROR {} > {.}.count' ::: *.log\n  \
-    brigade exec --dry-run echo {#} {/} ::: a/b.txt c/d.txt")]
+    brigade exec --dry-run echo {#} {/} ::: a/b.txt c/d.txt"
+)]
 pub struct Args {
     /// Read inputs from FILE, one per line, instead of stdin
     #[arg(short = 'a', long = "arg-file", value_name = "FILE")]
@@ -52,8 +55,6 @@ pub struct Args {
     /// Run the command through `sh -c` (placeholders are shell-quoted)
     #[arg(long)]
     shell: bool,
-    #[command(flatten)]
-    run: RunArgs,
     /// The command and its arguments, then optionally `:::` and the inputs
     #[arg(
         required = true,
@@ -62,6 +63,8 @@ pub struct Args {
         value_name = "COMMAND"
     )]
     command: Vec<String>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// One piece of a command template.

@@ -17,8 +17,10 @@ use crate::run::{self, exit, Next, RunArgs};
 const DEFAULT_ERROR: &str = r"(?i-u:\b(?:error|err|fatal|critical)\b)";
 const DEFAULT_WARNING: &str = r"(?i-u:\b(?:warn|warning)\b)";
 
-/// Count the lines at error level and at warning level in every log file
-/// under the given paths, several files at a time, and print a table sorted
+/// Count error and warning lines per log file over a tree (.gz too)
+///
+/// Counts the lines at error level and at warning level in every log file
+/// under the given paths, several files at a time, and prints a table sorted
 /// by errors. Directories are walked recursively; `.gz` files are read
 /// transparently; binary and unreadable files are reported and skipped.
 ///

@@ -29,11 +29,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The Go seed's program: 5 jobs, 3 workers, 1 s each, with a timeline
+    // Each subcommand's help is the doc comment of its Args struct.
     Demo(demo::Args),
-    /// Run a command once per input, in parallel (like xargs -P or GNU parallel)
     Exec(exec::Args),
-    /// Count error and warning lines per log file over a tree (.gz too)
     Logs(logs::Args),
 }
 
