@@ -250,9 +250,7 @@ fn parse_args() -> Args {
         match key.as_str() {
             "--jobs" => a.jobs = num(&value),
             "--rounds" => a.rounds = num(&value) as usize,
-            "--workers" => a
-                .workers
-                .extend(value.split(',').map(|w| num(w) as usize)),
+            "--workers" => a.workers.extend(value.split(',').map(|w| num(w) as usize)),
             _ => usage(),
         }
     }

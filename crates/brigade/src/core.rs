@@ -79,6 +79,12 @@ pub(crate) struct State<J, T, E> {
     pub(crate) idle: usize,
     pub(crate) space_waiters: usize,
     pub(crate) ready_waiters: usize,
+    // Wake-ups already sent and not yet taken up by the woken thread: a thread
+    // stays counted as waiting until it gets the lock back, and notifying it
+    // again would cost a futex syscall per job for nothing.
+    pub(crate) work_woken: usize,
+    pub(crate) ready_woken: bool,
+    pub(crate) space_woken: bool,
     pub(crate) done_waiters: usize,
     pub(crate) counters: Counters,
     pub(crate) wait_hist: Histogram,
@@ -163,6 +169,9 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Shared<J, T, E> {
                 idle: 0,
                 space_waiters: 0,
                 ready_waiters: 0,
+                work_woken: 0,
+                ready_woken: false,
+                space_woken: false,
                 done_waiters: 0,
                 counters: Counters::default(),
                 wait_hist: Histogram::new(),
@@ -257,18 +266,57 @@ impl<J, T, E> Shared<J, T, E> {
         seq
     }
 
-    /// Wakes up to `n` idle workers for newly queued jobs.
-    fn wake_workers(&self, st: &State<J, T, E>, n: usize) {
-        if st.idle == 0 {
+    /// Wakes up to `n` idle workers for newly queued jobs, counting only
+    /// workers not already woken.
+    fn wake_workers(&self, st: &mut State<J, T, E>, n: usize) {
+        let sleeping = st.idle.saturating_sub(st.work_woken);
+        let m = n.min(sleeping);
+        if m == 0 {
             return;
         }
-        if n >= st.idle {
+        st.work_woken += m;
+        if m >= st.idle {
             self.work.notify_all();
         } else {
-            for _ in 0..n {
+            for _ in 0..m {
                 self.work.notify_one();
             }
         }
+    }
+
+    /// Wakes the results half if it waits and was not woken already.
+    pub(crate) fn wake_reader(&self, st: &mut State<J, T, E>) {
+        if st.ready_waiters > 0 && !st.ready_woken {
+            st.ready_woken = true;
+            self.ready.notify_one();
+        }
+    }
+
+    /// Wakes blocked senders once there is room, if they were not woken already.
+    pub(crate) fn wake_senders(&self, st: &mut State<J, T, E>) {
+        if st.space_waiters > 0 && !st.space_woken && self.has_room(st) {
+            st.space_woken = true;
+            self.space.notify_all();
+        }
+    }
+
+    /// Waits on `cv` as a blocked sender; returns the guard.
+    fn wait_for_space<'a>(
+        &self,
+        st: MutexGuard<'a, State<J, T, E>>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, State<J, T, E>> {
+        let mut st = st;
+        st.space_waiters += 1;
+        st = match deadline {
+            None => sync::wait(&self.space, st),
+            Some(d) => {
+                sync::wait_timeout(&self.space, st, d.saturating_duration_since(Instant::now()))
+            }
+        };
+        st.space_waiters -= 1;
+        st.space_woken = false;
+        st
     }
 
     fn stamp(&self) -> u64 {
@@ -283,56 +331,50 @@ impl<J, T, E> Shared<J, T, E> {
     /// allows, waiting for room; one clock reading per trip. Returns false
     /// if the pool closed (the jobs left in `batch` were not accepted).
     pub(crate) fn send_batch(&self, batch: &mut VecDeque<J>) -> bool {
+        let mut enqueued = self.stamp();
         let mut st = sync::lock(&self.state);
         loop {
             if st.closed {
                 return false;
             }
-            let enqueued = self.stamp();
             let mut pushed = 0;
             while self.has_room(&st) {
                 let Some(job) = batch.pop_front() else { break };
                 self.push(&mut st, job, enqueued);
                 pushed += 1;
             }
-            self.wake_workers(&st, pushed);
+            self.wake_workers(&mut st, pushed);
             if batch.is_empty() {
                 return true;
             }
-            st.space_waiters += 1;
-            st = sync::wait(&self.space, st);
-            st.space_waiters -= 1;
+            st = self.wait_for_space(st, None);
+            enqueued = self.stamp();
         }
     }
 
     pub(crate) fn send(&self, job: J, mode: SendMode) -> Result<u64, SendError<J>> {
+        // Read the clock before taking the lock, to keep the critical section short.
+        let enqueued = self.stamp();
         let mut st = sync::lock(&self.state);
         loop {
             if st.closed {
                 return Err(SendError::Closed(job));
             }
             if self.has_room(&st) {
-                let seq = self.push(&mut st, job, self.stamp());
-                self.wake_workers(&st, 1);
+                let seq = self.push(&mut st, job, enqueued);
+                self.wake_workers(&mut st, 1);
                 return Ok(seq);
             }
-            st.space_waiters += 1;
             st = match mode {
-                SendMode::Try => {
-                    st.space_waiters -= 1;
-                    return Err(SendError::Full(job));
-                }
-                SendMode::Block => sync::wait(&self.space, st),
+                SendMode::Try => return Err(SendError::Full(job)),
+                SendMode::Block => self.wait_for_space(st, None),
                 SendMode::Until(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        st.space_waiters -= 1;
+                    if Instant::now() >= deadline {
                         return Err(SendError::Timeout(job));
                     }
-                    sync::wait_timeout(&self.space, st, deadline - now)
+                    self.wait_for_space(st, Some(deadline))
                 }
             };
-            st.space_waiters -= 1;
         }
     }
 
@@ -381,9 +423,7 @@ impl<J, T, E> Shared<J, T, E> {
                 st.results.push_back(o);
             }
         }
-        if st.ready_waiters > 0 {
-            self.ready.notify_all();
-        }
+        self.wake_reader(st);
         // Already closed or not, the queue just emptied: the pool may be finished now.
         self.close_locked(st);
         self.check_finished(st);
@@ -443,12 +483,9 @@ impl<J, T, E> Shared<J, T, E> {
         if first_failure && self.cfg.fail_fast && !st.cancelled {
             self.cancel_locked(st);
         }
-        if st.ready_waiters > 0 {
-            self.ready.notify_one();
-        }
-        if st.space_waiters > 0 {
-            self.space.notify_all();
-        }
+        // Delivering never makes room for senders (the outcomes now wait to be
+        // read), so only the reader needs waking.
+        self.wake_reader(st);
         self.check_finished(st);
     }
 
@@ -612,7 +649,7 @@ impl<J: Send, T: Send, E: Send> JobOps<J> for Shared<J, T, E> {
             return Err(job);
         }
         let seq = self.push(&mut st, job, self.stamp());
-        self.wake_workers(&st, 1);
+        self.wake_workers(&mut st, 1);
         Ok(seq)
     }
 

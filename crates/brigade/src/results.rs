@@ -83,16 +83,12 @@ impl<J, T, E> Results<J, T, E> {
         let mut st = shared.lock();
         if shared.cfg.window.is_some() && st.floor != self.next {
             st.floor = self.next;
-            if st.space_waiters > 0 {
-                shared.space.notify_all();
-            }
+            shared.wake_senders(&mut st);
         }
         loop {
             if !st.results.is_empty() {
                 std::mem::swap(&mut st.results, &mut self.local);
-                if st.space_waiters > 0 {
-                    shared.space.notify_all();
-                }
+                shared.wake_senders(&mut st);
                 return true;
             }
             if st.finished {
@@ -107,6 +103,7 @@ impl<J, T, E> Results<J, T, E> {
             st.ready_waiters += 1;
             st = sync::wait(&shared.ready, st);
             st.ready_waiters -= 1;
+            st.ready_woken = false;
         }
     }
 }

@@ -91,9 +91,7 @@ where
             };
             batch.extend(st.queue.drain(..k));
             st.running += k;
-            if st.space_waiters > 0 {
-                shared.space.notify_all();
-            }
+            shared.wake_senders(&mut st);
             drop(st);
             let t0 = clock::ticks();
             local.carry = shared.cfg.stats.then_some(t0);
@@ -109,6 +107,7 @@ where
         st.idle += 1;
         st = sync::wait(&shared.work, st);
         st.idle -= 1;
+        st.work_woken = st.work_woken.saturating_sub(1);
     }
     drop(st);
     // Drop the state (closing its connections) before the pool counts this worker gone.
