@@ -59,10 +59,12 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Sink<J> for Arc<Sh
 /// A full queue blocks [`send`](Jobs::send) until a worker takes a job, and
 /// the pool holds at most [`results_capacity`](crate::Builder::results_capacity)
 /// unread outcomes before senders wait for the results half to be read: that
-/// is what bounds memory. So do not send more jobs than those two capacities
-/// from the same thread that will read the results afterwards; feed the pool
-/// from another thread (as [`Builder::run`](crate::Builder::run) does), or
-/// read as you go.
+/// is what bounds memory. The bound on unread outcomes is shared by every
+/// producer, so a thread that sends and then reads the results can wait for
+/// ever on outcomes only it would read. Feed the pool from other threads than
+/// the one that reads the results (as [`Builder::run`](crate::Builder::run)
+/// does), or send from the reading thread only while the total sent stays
+/// within the queue's and the results' capacities.
 ///
 /// # Examples
 ///

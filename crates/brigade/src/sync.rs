@@ -17,6 +17,7 @@ pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom::thread;
+
 /// loom's `thread_local!` does not accept std's `const { .. }` initialiser
 /// form; this strips it and hands the plain expression to loom.
 #[cfg(loom)]

@@ -19,7 +19,9 @@ fn run(jobs: u64) {
     let results = Builder::new()
         .workers(2)
         .queue(1024)
-        .run(0..jobs, |n: &u64, _ctx: &Context<u64>| Ok::<_, ()>(n ^ 0x5555));
+        .run(0..jobs, |n: &u64, _ctx: &Context<u64>| {
+            Ok::<_, ()>(n ^ 0x5555)
+        });
     let (mut count, mut sum) = (0u64, 0u64);
     for o in results {
         count += 1;
@@ -43,6 +45,9 @@ fn ten_million_jobs_use_what_ten_thousand_do() {
         eprintln!("peak RSS after 10^4 jobs: {small} KiB; after {jobs} more: {large} KiB");
         // Growth allowed: a few MiB of allocator slack, nothing proportional to the jobs
         // (an unbounded queue of 10^7 outcomes would be hundreds of MiB).
-        assert!(large <= small + 4096, "peak RSS grew from {small} KiB to {large} KiB");
+        assert!(
+            large <= small + 4096,
+            "peak RSS grew from {small} KiB to {large} KiB"
+        );
     });
 }
