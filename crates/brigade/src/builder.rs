@@ -11,6 +11,13 @@ use crate::results::Results;
 use crate::Halves;
 
 /// The error type a state initialiser may return: anything that converts to a boxed error.
+///
+/// # Examples
+///
+/// ```
+/// let e: brigade::BoxError = "no database".into();
+/// assert_eq!(e.to_string(), "no database");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The validated settings every part of the pool reads.
@@ -31,11 +38,26 @@ pub(crate) struct Config {
 }
 
 /// A builder without per-worker state: the worker function takes `(&job, &ctx)`.
+///
+/// # Examples
+///
+/// ```
+/// let b: brigade::Builder<brigade::NoState> = brigade::Builder::new();
+/// # let _ = b;
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoState;
 
 /// A builder with per-worker state of type `S`: the worker function takes
 /// `(&mut state, &job, &ctx)`. Made by [`Builder::state`].
+///
+/// # Examples
+///
+/// ```
+/// let b: brigade::Builder<brigade::WithState<Vec<u8>>> =
+///     brigade::Builder::new().state(|_worker| Ok::<_, std::io::Error>(Vec::new()));
+/// # let _ = b;
+/// ```
 pub struct WithState<S> {
     init: StdArc<dyn Fn(usize) -> Result<S, BoxError> + Send + Sync>,
 }
@@ -183,12 +205,16 @@ impl Builder<NoState> {
     /// Builds the pool, then feeds it `jobs` from a producer thread, lazily:
     /// the iterator is only advanced as the queue has room (the seed's dynamic
     /// producer). Closes the jobs half when the iterator ends. Returns the
-    /// results half; iterate it for the outcomes.
+    /// results half; iterate it for the outcomes. Dropping the results half
+    /// stops the feed (the jobs already accepted still run), so
+    /// `run(0.., f).take(3)` ends.
     ///
     /// # Panics
     ///
     /// If the settings are invalid (see [`BuildError`]); use
-    /// [`build`](Builder::build) to handle that as an error.
+    /// [`build`](Builder::build) to handle that as an error. If the iterator
+    /// panics, the jobs it gave before still run, and the results half
+    /// panics with the iterator's message after handing over their outcomes.
     ///
     /// # Examples
     ///
@@ -308,9 +334,7 @@ impl<S: 'static> Builder<WithState<S>> {
         };
         let iter = jobs.into_iter();
         let name = format!("{}-producer", results.name());
-        let feed = move || {
-            tx.send_all(iter);
-        };
+        let feed = move || tx.send_all(iter);
         if let Err(e) = std::thread::Builder::new().name(name).spawn(feed) {
             // The closure (and with it the jobs half) is dropped: the pool closes with no jobs.
             results.pool().cancel();
@@ -553,12 +577,11 @@ impl<St> Builder<St> {
     /// assert!(start.elapsed() >= std::time::Duration::from_millis(20)); // 4 gaps of 5 ms
     /// ```
     pub fn rate_limit(mut self, per_second: f64) -> Self {
-        if per_second.is_finite() && per_second > 0.0 {
-            self.cfg.rate_interval = Some(Duration::from_secs_f64(1.0 / per_second));
-            self.bad_rate = false;
-        } else {
-            self.bad_rate = true;
-        }
+        let interval = (per_second.is_finite() && per_second > 0.0)
+            .then(|| Duration::try_from_secs_f64(1.0 / per_second).ok())
+            .flatten();
+        self.bad_rate = interval.is_none();
+        self.cfg.rate_interval = interval;
         self
     }
 

@@ -73,6 +73,8 @@ pub(crate) struct State<J, T, E> {
     pub(crate) init_error: Option<(usize, String)>,
     /// `build` is waiting for the first workers' states.
     pub(crate) building: bool,
+    /// The panic message of `Builder::run`'s iterator, raised by the results half at its end.
+    pub(crate) producer_panic: Option<String>,
     /// Ordered mode: every outcome with a lower seq was read.
     pub(crate) floor: u64,
     // Threads waiting on each condition, so nobody pays a wake-up no one needs.
@@ -165,6 +167,7 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Shared<J, T, E> {
                 inits_done: 0,
                 init_error: None,
                 building: true,
+                producer_panic: None,
                 floor: 0,
                 idle: 0,
                 space_waiters: 0,
@@ -308,6 +311,9 @@ impl<J, T, E> Shared<J, T, E> {
     ) -> MutexGuard<'a, State<J, T, E>> {
         let mut st = st;
         st.space_waiters += 1;
+        // A wake-up sent before this sender came does not reach it: let the
+        // next room event send one again.
+        st.space_woken = false;
         st = match deadline {
             None => sync::wait(&self.space, st),
             Some(d) => {
@@ -329,12 +335,14 @@ impl<J, T, E> Shared<J, T, E> {
 
     /// Sends every job of `batch` in as few trips to the lock as the room
     /// allows, waiting for room; one clock reading per trip. Returns false
-    /// if the pool closed (the jobs left in `batch` were not accepted).
+    /// if the pool closed or its results half was dropped (the jobs left in
+    /// `batch` were not accepted): this feeds `Builder::run`, where nobody
+    /// else could read the outcomes of more jobs.
     pub(crate) fn send_batch(&self, batch: &mut VecDeque<J>) -> bool {
         let mut enqueued = self.stamp();
         let mut st = sync::lock(&self.state);
         loop {
-            if st.closed {
+            if st.closed || !st.results_open {
                 return false;
             }
             let mut pushed = 0;
@@ -355,12 +363,15 @@ impl<J, T, E> Shared<J, T, E> {
     pub(crate) fn send(&self, job: J, mode: SendMode) -> Result<u64, SendError<J>> {
         // Read the clock before taking the lock, to keep the critical section short.
         let enqueued = self.stamp();
+        // A job sending on its own pool's jobs half could wait for room only
+        // its own crew can make: it goes past the bounds, like a follow-up.
+        let own_worker = self.on_own_worker();
         let mut st = sync::lock(&self.state);
         loop {
             if st.closed {
                 return Err(SendError::Closed(job));
             }
-            if self.has_room(&st) {
+            if own_worker || self.has_room(&st) {
                 let seq = self.push(&mut st, job, enqueued);
                 self.wake_workers(&mut st, 1);
                 return Ok(seq);
@@ -430,9 +441,13 @@ impl<J, T, E> Shared<J, T, E> {
         if st.idle > 0 {
             self.work.notify_all();
         }
+        // Wake the cancellable sleeps (backoff, rate limit, Context::sleep),
+        // whichever path cancelled (cancel, fail-fast at delivery).
+        self.ring_alarm();
     }
 
-    /// Wakes cancellable sleeps; called without the main lock held.
+    /// Wakes cancellable sleeps. Lock order: the state lock, then the alarm
+    /// lock; a sleeper holds only the alarm lock, never the state lock.
     fn ring_alarm(&self) {
         let _g = sync::lock(&self.alarm);
         self.alarm_cv.notify_all();
@@ -495,18 +510,15 @@ impl<J, T, E> Shared<J, T, E> {
     }
 
     pub(crate) fn cancel(&self) {
-        {
-            let mut st = sync::lock(&self.state);
-            self.cancel_locked(&mut st);
-        }
-        self.ring_alarm();
+        let mut st = sync::lock(&self.state);
+        self.cancel_locked(&mut st);
     }
 
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
         if self.on_own_worker() {
             return Err(WaitError::InsideWorker);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = sync::lock(&self.state);
         while !(st.finished && st.threads == 0) {
             st.done_waiters += 1;
@@ -555,7 +567,7 @@ impl<J, T, E> Shared<J, T, E> {
                 Some(t) if t > now => t,
                 _ => now,
             };
-            *next = Some(at + interval);
+            *next = at.checked_add(interval);
             at
         };
         self.sleep_until(at)

@@ -18,10 +18,13 @@ use std::fmt;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError<J> {
-    /// The queue is full (only from [`Jobs::try_send`](crate::Jobs::try_send)).
+    /// No room now (only from [`Jobs::try_send`](crate::Jobs::try_send)): the
+    /// queue is full, or the unread outcomes reached
+    /// [`results_capacity`](crate::Builder::results_capacity), or the job would
+    /// be past the [ordered window](crate::Builder::ordered_window).
     Full(J),
-    /// The queue stayed full until the timeout (only from
-    /// [`Jobs::send_timeout`](crate::Jobs::send_timeout)).
+    /// There was no room (see [`Full`](SendError::Full)) until the timeout
+    /// (only from [`Jobs::send_timeout`](crate::Jobs::send_timeout)).
     Timeout(J),
     /// The pool takes no more jobs: it was closed or cancelled.
     Closed(J),
@@ -45,8 +48,10 @@ impl<J> SendError<J> {
 impl<J> fmt::Display for SendError<J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            SendError::Full(_) => "the job queue is full",
-            SendError::Timeout(_) => "the job queue stayed full until the timeout",
+            SendError::Full(_) => {
+                "no room in the pool (queue, unread outcomes or ordered window full)"
+            }
+            SendError::Timeout(_) => "no room in the pool before the timeout",
             SendError::Closed(_) => "the pool is closed and takes no more jobs",
         })
     }

@@ -1,10 +1,12 @@
 //! The sending half: [`Jobs`].
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::core::{SendMode, Shared};
 use crate::error::SendError;
+use crate::outcome::panic_message;
 use crate::pool::Pool;
 use crate::sync::Arc;
 
@@ -12,6 +14,7 @@ use crate::sync::Arc;
 pub(crate) trait Sink<J>: Send + Sync {
     fn send(&self, job: J, mode: SendMode) -> Result<u64, SendError<J>>;
     fn send_batch(&self, batch: &mut VecDeque<J>) -> bool;
+    fn producer_panicked(&self, message: String);
     fn add_sender(&self);
     fn drop_sender(&self);
     fn close(&self);
@@ -24,6 +27,9 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Sink<J> for Arc<Sh
     }
     fn send_batch(&self, batch: &mut VecDeque<J>) -> bool {
         Shared::send_batch(self, batch)
+    }
+    fn producer_panicked(&self, message: String) {
+        self.lock().producer_panic.get_or_insert(message);
     }
     fn add_sender(&self) {
         Shared::add_sender(self)
@@ -152,22 +158,35 @@ impl<J> Jobs<J> {
     /// Feeds every job of `jobs` to the pool (for `Builder::run`), taking
     /// them from the iterator lazily, a few at a time, so that a run of jobs
     /// costs a few trips to the pool's lock instead of one each. Stops when
-    /// the pool closes; the jobs in hand then were never accepted and are dropped.
-    pub(crate) fn send_all<I: IntoIterator<Item = J>>(&self, jobs: I) -> u64 {
+    /// the pool closes or its results half is dropped; the jobs in hand then
+    /// were never accepted and are dropped. If the iterator panics, the jobs
+    /// already taken from it are still sent, and the panic is recorded for
+    /// the results half to raise once it has handed over every outcome.
+    pub(crate) fn send_all<I: IntoIterator<Item = J>>(&self, jobs: I) {
         const CHUNK: usize = 32;
         let mut iter = jobs.into_iter();
         let mut batch = VecDeque::with_capacity(CHUNK);
-        let mut accepted = 0;
         loop {
-            batch.extend(iter.by_ref().take(CHUNK));
-            if batch.is_empty() {
-                return accepted;
+            let taken = catch_unwind(AssertUnwindSafe(|| {
+                for _ in 0..CHUNK {
+                    match iter.next() {
+                        Some(job) => batch.push_back(job),
+                        None => return false,
+                    }
+                }
+                true
+            }));
+            let (more, panicked) = match taken {
+                Ok(more) => (more, None),
+                Err(payload) => (false, Some(panic_message(&*payload))),
+            };
+            let open = batch.is_empty() || self.sink.send_batch(&mut batch);
+            if let Some(msg) = panicked {
+                self.sink.producer_panicked(msg);
             }
-            let n = batch.len();
-            if !self.sink.send_batch(&mut batch) {
-                return accepted + (n - batch.len()) as u64;
+            if !more || !open {
+                return;
             }
-            accepted += n as u64;
         }
     }
 

@@ -127,4 +127,12 @@ pub use results::Results;
 pub use stats::{Percentiles, Stats};
 
 /// The two halves [`Builder::build`] returns: send on the first, read outcomes from the second.
+///
+/// # Examples
+///
+/// ```
+/// let (jobs, results): brigade::Halves<u8, u8, ()> =
+///     brigade::Builder::new().build(|n: &u8, _ctx| Ok(*n)).unwrap();
+/// # drop((jobs, results));
+/// ```
 pub type Halves<J, T, E> = (Jobs<J>, Results<J, T, E>);

@@ -33,7 +33,8 @@ pub struct Outcome<J, T, E> {
     pub seq: u64,
     /// The job itself, handed back.
     pub job: J,
-    /// The worker that ran the job's last attempt; `None` if it never started.
+    /// The worker that took the job; `None` if no worker took it (it was
+    /// cancelled in the queue or before its turn in a worker's batch).
     pub worker: Option<usize>,
     /// How many times the job was started (0 if never; more than 1 after retries).
     pub attempts: u32,

@@ -20,7 +20,9 @@ use crate::sync::{self, Arc};
 ///
 /// Reading the results of a pool from inside one of its own workers, when no
 /// outcome is ready, panics instead of waiting for ever (the pool cannot
-/// finish while that job runs); the panic becomes the job's outcome.
+/// finish while that job runs); the panic becomes the job's outcome. If the
+/// iterator given to [`Builder::run`](crate::Builder::run) panicked, the
+/// results half raises that panic after the last outcome.
 ///
 /// # Dropping
 ///
@@ -92,6 +94,10 @@ impl<J, T, E> Results<J, T, E> {
                 return true;
             }
             if st.finished {
+                if let Some(msg) = st.producer_panic.take() {
+                    drop(st);
+                    panic!("brigade: the jobs iterator given to Builder::run panicked: {msg}");
+                }
                 return false;
             }
             if shared.on_own_worker() {

@@ -174,7 +174,8 @@ where
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            let deadline = cfg.timeout.map(|t| Instant::now() + t);
+            // A timeout too large to add to the clock is no timeout.
+            let deadline = cfg.timeout.and_then(|t| Instant::now().checked_add(t));
             let ctx = Context {
                 worker: self.idx,
                 seq,
@@ -192,10 +193,23 @@ where
                 Ok(Ok(_)) | Ok(Err(_)) if expired => break Err(Failure::TimedOut),
                 Ok(Ok(v)) => break Ok(v),
                 Ok(Err(e)) => {
-                    let worth = attempt <= cfg.retries
-                        && shared.retry_if.as_ref().is_none_or(|p| p(&e))
-                        && !shared.cancel_flag.load(Ordering::Relaxed);
-                    if worth && shared.sleep_until(Instant::now() + self.backoff(cfg, attempt)) {
+                    if attempt > cfg.retries || shared.cancel_flag.load(Ordering::Relaxed) {
+                        break Err(Failure::Error(e));
+                    }
+                    // The predicate is user code too: a panic in it is this job's outcome.
+                    let worth = match &shared.retry_if {
+                        None => true,
+                        Some(p) => match catch_unwind(AssertUnwindSafe(|| p(&e))) {
+                            Ok(w) => w,
+                            Err(payload) => {
+                                let msg = panic_message(&*payload);
+                                break Err(Failure::Panicked(format!("retry predicate: {msg}")));
+                            }
+                        },
+                    };
+                    // A backoff too large to add to the clock means no retry.
+                    let until = Instant::now().checked_add(self.backoff(cfg, attempt));
+                    if worth && until.is_some_and(|u| shared.sleep_until(u)) {
                         self.retried += 1;
                         continue;
                     }

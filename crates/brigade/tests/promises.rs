@@ -722,3 +722,165 @@ fn reading_results_from_inside_a_worker_fails_that_job_instead_of_hanging() {
         assert_eq!((s.succeeded, s.panicked), (1, 1));
     });
 }
+
+// ---- Found in review: user code and extreme settings never break a promise -----------
+
+#[test]
+fn a_panicking_retry_predicate_is_the_jobs_outcome() {
+    quiet_boom();
+    watchdog(30, || {
+        let outcomes: Vec<_> = Builder::new()
+            .workers(1)
+            .retries(3)
+            .backoff(Duration::ZERO, Duration::ZERO)
+            .retry_if(|_: &&str| -> bool { panic!("boom in predicate") })
+            .run(0..3u8, |_: &u8, _ctx: &Context<u8>| Err::<(), _>("no"))
+            .collect();
+        assert_eq!(outcomes.len(), 3);
+        for o in outcomes {
+            assert_eq!(
+                o.result,
+                Err(Failure::Panicked(
+                    "retry predicate: boom in predicate".into()
+                ))
+            );
+        }
+    });
+}
+
+#[test]
+fn extreme_settings_never_hang() {
+    watchdog(30, || {
+        // A timeout or backoff too large for the clock means none; a rate too small is refused.
+        let o: Vec<_> = Builder::new()
+            .timeout(Duration::MAX)
+            .retries(1)
+            .backoff(Duration::MAX, Duration::MAX)
+            .run(
+                0..2u8,
+                |n: &u8, _ctx: &Context<u8>| if *n == 0 { Ok(0) } else { Err("x") },
+            )
+            .collect();
+        assert_eq!(o.len(), 2);
+        let f = |n: &u8, _ctx: &Context<u8>| Ok::<_, ()>(*n);
+        assert_eq!(
+            Builder::new().rate_limit(1e-300).build(f).unwrap_err(),
+            BuildError::BadRate
+        );
+    });
+}
+
+#[test]
+fn a_job_sending_on_its_own_full_pool_does_not_deadlock() {
+    watchdog(30, || {
+        let slot: Arc<Mutex<Option<brigade::Jobs<u32>>>> = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(1)
+            .build(move |n: &u32, _ctx: &Context<u32>| {
+                if *n < 50 {
+                    // Not ctx.spawn: the plain jobs half, from inside the pool.
+                    let tx = s.lock().unwrap().clone().unwrap();
+                    tx.send(n + 100).unwrap();
+                }
+                Ok::<_, ()>(*n)
+            })
+            .unwrap();
+        *slot.lock().unwrap() = Some(jobs.clone());
+        let closer = slot.clone();
+        let producer = std::thread::spawn(move || {
+            for n in 0..50 {
+                jobs.send(n).unwrap();
+            }
+            drop(jobs);
+            closer.lock().unwrap().take(); // the last jobs half: close
+        });
+        assert_eq!(results.count(), 100);
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_panicking_iterator_keeps_its_jobs_and_surfaces_the_panic() {
+    quiet_boom();
+    watchdog(30, || {
+        let mut results = Builder::new().workers(2).run(
+            (0..10u32).map(|n| {
+                if n == 5 {
+                    panic!("boom in iterator")
+                } else {
+                    n
+                }
+            }),
+            |n: &u32, _ctx: &Context<u32>| Ok::<_, ()>(*n),
+        );
+        let mut seen = Vec::new();
+        let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for o in results.by_ref() {
+                seen.push(o.job);
+            }
+        }));
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2, 3, 4], "the jobs before the panic were lost");
+        let msg = end.unwrap_err();
+        let msg = msg.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("boom in iterator"), "{msg}");
+    });
+}
+
+#[test]
+fn dropping_the_results_of_run_stops_an_endless_feed() {
+    watchdog(30, || {
+        let results = Builder::new()
+            .workers(2)
+            .run(0u64.., |n: &u64, _ctx: &Context<u64>| Ok::<_, ()>(*n));
+        let pool = results.pool();
+        let first: Vec<_> = results.take(3).collect();
+        assert_eq!(first.len(), 3);
+        pool.wait().unwrap();
+        assert!(pool.is_finished());
+    });
+}
+
+#[test]
+fn fail_fast_at_delivery_wakes_sleeping_jobs() {
+    watchdog(60, || {
+        // Worker 1 (added by resize) cannot build its state: its job fails with
+        // Init, which cancels the pool at delivery; worker 0's long sleep must wake.
+        let (started, is_started) = mpsc::channel();
+        let started = Mutex::new(started);
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .fail_fast()
+            .state(|w| {
+                if w == 0 {
+                    Ok(())
+                } else {
+                    Err("no state for worker 1")
+                }
+            })
+            .build(move |_: &mut (), n: &u32, ctx: &Context<u32>| {
+                if *n == 0 {
+                    started.lock().unwrap().send(()).unwrap();
+                    return Ok::<_, ()>(ctx.sleep(Duration::from_secs(600)));
+                }
+                Ok(true)
+            })
+            .unwrap();
+        let pool = jobs.pool();
+        jobs.send(0).unwrap();
+        is_started.recv().unwrap();
+        pool.resize(2).unwrap();
+        jobs.send(1).unwrap();
+        drop(jobs);
+        let mut o: Vec<_> = results.collect();
+        o.sort_by_key(|o| o.seq);
+        assert_eq!(
+            o[0].result,
+            Ok(false),
+            "the sleep was not cut short by the cancel"
+        );
+        assert!(matches!(o[1].result, Err(Failure::Init(_))));
+    });
+}
