@@ -7,6 +7,7 @@
 
 mod demo;
 mod exec;
+mod images;
 mod interrupt;
 mod logs;
 mod run;
@@ -32,6 +33,7 @@ enum Command {
     // Each subcommand's help is the doc comment of its Args struct.
     Demo(demo::Args),
     Exec(exec::Args),
+    Images(images::Args),
     Logs(logs::Args),
 }
 
@@ -57,6 +59,7 @@ fn real_main() -> i32 {
     match cli.command {
         Command::Demo(a) => demo::main(a),
         Command::Exec(a) => exec::main(a),
+        Command::Images(a) => images::main(a),
         Command::Logs(a) => logs::main(a),
     }
 }
