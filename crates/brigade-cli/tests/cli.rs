@@ -1,97 +1,13 @@
 //! End-to-end tests: they run the `brigade` binary as a user would.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod common;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_brigade"))
-}
-
-fn brigade(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run brigade")
-}
-
-fn brigade_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run brigade");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The last line of stdout, parsed as JSON.
-fn json_tail(out: &Output) -> Value {
-    let s = text(&out.stdout);
-    let last = s
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no stdout; stderr: {}", text(&out.stderr)));
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"))
-}
-
-/// Waits for `child`, killing it and failing if it takes longer than `secs`.
-fn wait_or_fail(mut child: Child, secs: u64) -> Output {
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("brigade did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for_file(p: &Path, secs: u64) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !p.exists() {
-        assert!(Instant::now() < until, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn sigint(child: &Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-}
-
-/// Whether a process is gone (or a zombie nobody reaped yet).
-fn is_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
+use common::*;
 
 // ---- demo ------------------------------------------------------------------------------
 
@@ -249,19 +165,7 @@ fn exec_timeout_kills_the_child_and_its_process_group() {
     assert_eq!(out.status.code(), Some(1));
     let v = json_tail(&out);
     assert_eq!(v["timed_out"], 1);
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    while !is_gone(pid) {
-        assert!(
-            Instant::now() < until,
-            "the background child {pid} survived the timeout"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_gone(&pidfile, 10, "the background child survived the timeout");
 }
 
 #[test]
@@ -510,19 +414,11 @@ fn sigint_twice_stops_at_once_and_kills_children() {
     let out = wait_or_fail(child, 20);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     for name in ["pid.a", "pid.b"] {
-        let pid: i32 = std::fs::read_to_string(dir.path().join(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let until = Instant::now() + Duration::from_secs(10);
-        while !is_gone(pid) {
-            assert!(
-                Instant::now() < until,
-                "child {pid} survived a double Ctrl-C"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert_gone(
+            &dir.path().join(name),
+            10,
+            "a child survived a double Ctrl-C",
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
@@ -12,30 +12,9 @@ use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder, ImageFormat, Rgb, RgbImage, RgbaImage};
 use serde_json::Value;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_brigade"))
-}
+mod common;
 
-fn brigade(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run brigade")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn json_tail(out: &Output) -> Value {
-    let s = text(&out.stdout);
-    let last = s
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no stdout; stderr: {}", text(&out.stderr)));
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"))
-}
+use common::*;
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -424,20 +403,6 @@ fn rerun_skips_up_to_date_outputs_and_force_redoes_them() {
     let j = run(&[]);
     assert_eq!(j["images"]["images_out"], 1, "{j}");
     assert_eq!(j["images"]["up_to_date"], 1, "{j}");
-}
-
-fn wait_or_fail(mut child: Child, secs: u64) -> Output {
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("brigade did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
