@@ -788,15 +788,23 @@ fn a_job_sending_on_its_own_full_pool_does_not_deadlock() {
             })
             .unwrap();
         *slot.lock().unwrap() = Some(jobs.clone());
-        let closer = slot.clone();
         let producer = std::thread::spawn(move || {
             for n in 0..50 {
                 jobs.send(n).unwrap();
             }
-            drop(jobs);
-            closer.lock().unwrap().take(); // the last jobs half: close
         });
-        assert_eq!(results.count(), 100);
+        let (mut originals, mut all) = (0, 0);
+        for o in results {
+            all += 1;
+            if o.job < 50 {
+                originals += 1;
+                if originals == 50 {
+                    // Every job that sends has run: drop the last jobs half, closing.
+                    slot.lock().unwrap().take();
+                }
+            }
+        }
+        assert_eq!((originals, all), (50, 100));
         producer.join().unwrap();
     });
 }
