@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::util::{self, med_range, num, ratio, rounds, Fail, Table};
+use crate::util::{self, med_range, num, ratio, rounds, Fail, Got, Table};
 use crate::Ctx;
 
 /// The executable `name` on PATH, if any.
@@ -107,6 +107,27 @@ fn missing(tool: &str) -> Result<PathBuf, Fail> {
 
 // ---------------------------------------------------------------- C1
 
+/// A table of wall times, one row per tool: its name, the median [min-max]
+/// wall time (metric 0), the cells `extra` makes from the row's index and the
+/// tool's figures, and
+/// the ratio to the first row's wall time. `headers` names every column.
+fn wall_table(
+    headers: &[&str],
+    rows: &[(String, &Got)],
+    extra: impl Fn(usize, &Got, &[f64]) -> Vec<String>,
+) -> String {
+    let mut t = Table::new(headers);
+    let base = rows[0].1.metric(0);
+    for (i, (name, g)) in rows.iter().enumerate() {
+        let cells = g.why_row(headers.len() - 1).unwrap_or_else(|| {
+            let v = g.metric(0);
+            [vec![med_range(&v)], extra(i, g, &v), vec![ratio(&v, &base)]].concat()
+        });
+        t.row([vec![name.clone()], cells].concat());
+    }
+    t.render()
+}
+
 pub fn c1(ctx: &Ctx) -> String {
     let n: u64 = ctx.pick(10_000, 500, 20);
     let warm_n = n.min(100);
@@ -187,30 +208,22 @@ pub fn c1(ctx: &Ctx) -> String {
             Ok(vec![secs])
         },
     );
-    let mut t = Table::new(&[
-        "tool",
-        "wall s median [min-max]",
-        "us per command",
-        "ratio to brigade",
-    ]);
-    let base = got[0].metric(0);
-    for (tool, g) in list.iter().zip(&got) {
-        let cells = g.why_row(3).unwrap_or_else(|| {
-            let v = g.metric(0);
-            vec![
-                med_range(&v),
-                num(util::median(&v) * 1e6 / n as f64),
-                ratio(&v, &base),
-            ]
-        });
-        t.row([vec![tool.name().to_string()], cells].concat());
-    }
-    out.push_str(&t.render());
-    let med = |k: usize| {
-        let v = got[k].metric(0);
-        (!v.is_empty()).then(|| util::median(&v))
-    };
-    let (b, x, p) = (med(0), med(1), med(2));
+    let rows: Vec<_> = list
+        .iter()
+        .zip(&got)
+        .map(|(t, g)| (t.name().to_string(), g))
+        .collect();
+    out.push_str(&wall_table(
+        &[
+            "tool",
+            "wall s median [min-max]",
+            "us per command",
+            "ratio to brigade",
+        ],
+        &rows,
+        |_, _, v| vec![num(util::median(v) * 1e6 / n as f64)],
+    ));
+    let (b, x, p) = (got[0].median(0), got[1].median(0), got[2].median(0));
     util::target(
         "C1 vs xargs -P",
         "<= 1.1x `xargs -P`",
@@ -469,30 +482,27 @@ pub fn c2(ctx: &Ctx) -> String {
             Ok(vec![secs])
         },
     );
-    let mut t = Table::new(&[
-        "tool",
-        "wall s median [min-max]",
-        "GB/s",
-        "ratio to brigade",
-    ]);
-    let base = got[0].metric(0);
-    for (tool, g) in list.iter().zip(&got) {
-        let cells = g.why_row(3).unwrap_or_else(|| {
-            let v = g.metric(0);
-            vec![
-                med_range(&v),
-                format!("{:.2}", expect.bytes as f64 / 1e9 / util::median(&v)),
-                ratio(&v, &base),
-            ]
-        });
-        t.row([vec![tool.name().to_string()], cells].concat());
-    }
-    out.push_str(&t.render());
-    let med = |k: usize| {
-        let v = got[k].metric(0);
-        (!v.is_empty()).then(|| util::median(&v))
-    };
-    let (b, r) = (med(0), med(1));
+    let rows: Vec<_> = list
+        .iter()
+        .zip(&got)
+        .map(|(t, g)| (t.name().to_string(), g))
+        .collect();
+    out.push_str(&wall_table(
+        &[
+            "tool",
+            "wall s median [min-max]",
+            "GB/s",
+            "ratio to brigade",
+        ],
+        &rows,
+        |_, _, v| {
+            vec![format!(
+                "{:.2}",
+                expect.bytes as f64 / 1e9 / util::median(v)
+            )]
+        },
+    ));
+    let (b, r) = (got[0].median(0), got[1].median(0));
     util::target(
         "C2 vs rg -c",
         "<= 1.5x `rg -c`",
@@ -723,45 +733,41 @@ pub fn c3(ctx: &Ctx) -> String {
             Ok(vec![secs, kib as f64 / 1024.0])
         },
     );
-    let mut t = Table::new(&[
-        "tool",
-        "wall s median [min-max]",
-        "images/s",
-        "peak RSS MiB",
-        "ratio to brigade (wall)",
-    ]);
-    let base = got[0].metric(0);
-    for (tool, g) in list.iter().zip(&got) {
-        let name = match tool {
-            Tool::Brigade => "brigade images".to_string(),
-            _ => format!("xargs -P {j} convert"),
-        };
-        let cells = g.why_row(4).unwrap_or_else(|| {
-            let v = g.metric(0);
+    let rows: Vec<_> = list
+        .iter()
+        .zip(&got)
+        .map(|(t, g)| {
+            let name = match t {
+                Tool::Brigade => "brigade images".to_string(),
+                _ => format!("xargs -P {j} convert"),
+            };
+            (name, g)
+        })
+        .collect();
+    out.push_str(&wall_table(
+        &[
+            "tool",
+            "wall s median [min-max]",
+            "images/s",
+            "peak RSS MiB",
+            "ratio to brigade (wall)",
+        ],
+        &rows,
+        |i, g, v| {
+            // Brigade is one process; convert runs `j` processes at once.
+            let per = if i == 0 {
+                String::new()
+            } else {
+                format!(" (x {j} processes)")
+            };
             vec![
-                med_range(&v),
-                num(n as f64 / util::median(&v)),
-                format!(
-                    "{}{}",
-                    med_range(&g.metric(1)),
-                    if *tool == Tool::Brigade {
-                        String::new()
-                    } else {
-                        format!(" (x {j} processes)")
-                    }
-                ),
-                ratio(&v, &base),
+                num(n as f64 / util::median(v)),
+                format!("{}{per}", med_range(&g.metric(1))),
             ]
-        });
-        t.row([vec![name], cells].concat());
-    }
-    out.push_str(&t.render());
-    let med = |k: usize, m: usize| {
-        let v = got[k].metric(m);
-        (!v.is_empty()).then(|| util::median(&v))
-    };
-    let (b, c) = (med(0, 0), med(1, 0));
-    let (brss, crss) = (med(0, 1), med(1, 1));
+        },
+    ));
+    let (b, c) = (got[0].median(0), got[1].median(0));
+    let (brss, crss) = (got[0].median(1), got[1].median(1));
     util::target(
         "C3 images",
         "ahead of `convert` via `xargs -P`",

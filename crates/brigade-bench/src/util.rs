@@ -243,6 +243,12 @@ impl Got {
         }
     }
 
+    /// The median of metric `k` over the rounds, if there were any.
+    pub fn median(&self, k: usize) -> Option<f64> {
+        let v = self.metric(k);
+        (!v.is_empty()).then(|| median(&v))
+    }
+
     /// The text a cell shows instead of a figure.
     pub fn why(&self) -> Option<String> {
         match self {
