@@ -524,6 +524,7 @@ fn print_outcome(
             writeln!(io::stderr(), "brigade exec: job {}: panicked: {m}", job.seq)
         }
         Err(Failure::Init(m)) => writeln!(io::stderr(), "brigade exec: job {}: {m}", job.seq),
+        Err(_) => writeln!(io::stderr(), "brigade exec: job {}: failed", job.seq),
     };
     run::on_write(r)
 }

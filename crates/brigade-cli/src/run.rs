@@ -244,6 +244,7 @@ where
             Err(Failure::Panicked(_)) => sum.panicked += 1,
             Err(Failure::TimedOut) => sum.timed_out += 1,
             Err(Failure::Cancelled) => sum.cancelled += 1,
+            Err(_) => sum.failed += 1,
         }
         let next = match &bar {
             Some(b) => b.suspend(|| each(&o)),

@@ -1,41 +1,15 @@
-//! Building a pool: [`Builder`] in, a validated configuration and a running crew out.
+//! Building a pool: [`Builder`] in, a validated [`Config`] and a running crew out.
 
-use std::any::Any;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
+use crate::config::{cores, BoxError, Config, RetryEvery, RetryPolicy, RetryWhen};
 use crate::context::Context;
-use crate::core::Shared;
 use crate::error::BuildError;
+use crate::jobs::Jobs;
 use crate::results::Results;
+use crate::shared::Shared;
 use crate::Halves;
-
-/// The error type a state initialiser may return: anything that converts to a boxed error.
-///
-/// # Examples
-///
-/// ```
-/// let e: brigade::BoxError = "no database".into();
-/// assert_eq!(e.to_string(), "no database");
-/// ```
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The validated settings every part of the pool reads.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) workers: usize,
-    pub(crate) queue: usize,
-    pub(crate) results: usize,
-    pub(crate) window: Option<usize>,
-    pub(crate) fail_fast: bool,
-    pub(crate) retries: u32,
-    pub(crate) backoff_base: Duration,
-    pub(crate) backoff_max: Duration,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) rate_interval: Option<Duration>,
-    pub(crate) stats: bool,
-    pub(crate) name: String,
-}
 
 /// A builder without per-worker state: the worker function takes `(&job, &ctx)`.
 ///
@@ -85,22 +59,25 @@ pub struct WithState<S> {
 /// doubled.sort();
 /// assert_eq!(doubled, [2, 4, 6, 8, 10]);
 /// ```
-pub struct Builder<St = NoState> {
+#[must_use = "a builder does nothing until build() or run()"]
+pub struct Builder<St = NoState, R = RetryEvery> {
     cfg: Config,
-    bad_rate: bool,
-    retry_if: Option<Box<dyn Any + Send + Sync>>,
+    retry: R,
     state: St,
+}
+
+impl<St, R> std::fmt::Debug for Builder<St, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.cfg)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Builder<NoState> {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The number of cores this process may use (at least 1).
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Builder<NoState> {
@@ -115,26 +92,14 @@ impl Builder<NoState> {
     /// ```
     pub fn new() -> Self {
         Builder {
-            cfg: Config {
-                workers: cores(),
-                queue: 1024,
-                results: 0,
-                window: None,
-                fail_fast: false,
-                retries: 0,
-                backoff_base: Duration::from_millis(100),
-                backoff_max: Duration::from_secs(10),
-                timeout: None,
-                rate_interval: None,
-                stats: true,
-                name: "brigade".into(),
-            },
-            bad_rate: false,
-            retry_if: None,
+            cfg: Config::default(),
+            retry: RetryEvery,
             state: NoState,
         }
     }
+}
 
+impl<R> Builder<NoState, R> {
     /// Gives every worker its own state, built by `init(worker_index)` on the
     /// worker's own thread before its first job (so the state need not be
     /// `Send`): one database connection, HTTP client or SMTP transport per
@@ -162,15 +127,14 @@ impl Builder<NoState> {
     ///     });
     /// assert_eq!(results.count(), 4);
     /// ```
-    pub fn state<S, IE, I>(self, init: I) -> Builder<WithState<S>>
+    pub fn state<S, IE, I>(self, init: I) -> Builder<WithState<S>, R>
     where
         I: Fn(usize) -> Result<S, IE> + Send + Sync + 'static,
         IE: Into<BoxError>,
     {
         Builder {
             cfg: self.cfg,
-            bad_rate: self.bad_rate,
-            retry_if: self.retry_if,
+            retry: self.retry,
             state: WithState {
                 init: StdArc::new(move |i| init(i).map_err(Into::into)),
             },
@@ -197,6 +161,7 @@ impl Builder<NoState> {
         T: Send + 'static,
         E: Send + 'static,
         F: Fn(&J, &Context<'_, J>) -> Result<T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
     {
         self.state(|_| Ok::<(), BoxError>(()))
             .build(move |_: &mut (), job: &J, ctx: &Context<'_, J>| f(job, ctx))
@@ -235,15 +200,42 @@ impl Builder<NoState> {
         T: Send + 'static,
         E: Send + 'static,
         F: Fn(&I::Item, &Context<'_, I::Item>) -> Result<T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
     {
         self.state(|_| Ok::<(), BoxError>(())).run(
             jobs,
             move |_: &mut (), job: &I::Item, ctx: &Context<'_, I::Item>| f(job, ctx),
         )
     }
+
+    /// Like [`run`](Builder::run), but bad settings are an error instead of a panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = brigade::Builder::new().workers(0)
+    ///     .try_run(0..3u8, |n: &u8, _ctx| Ok::<_, ()>(*n))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, brigade::BuildError::ZeroWorkers));
+    /// ```
+    pub fn try_run<I, T, E, F>(self, jobs: I, f: F) -> Result<Results<I::Item, T, E>, BuildError>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&I::Item, &Context<'_, I::Item>) -> Result<T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
+    {
+        self.state(|_| Ok::<(), BoxError>(())).try_run(
+            jobs,
+            move |_: &mut (), job: &I::Item, ctx: &Context<'_, I::Item>| f(job, ctx),
+        )
+    }
 }
 
-impl<S: 'static> Builder<WithState<S>> {
+impl<S: 'static, R> Builder<WithState<S>, R> {
     /// Starts the crew with a worker function that takes the worker's state,
     /// the job and its [`Context`]. See [`Builder::state`].
     ///
@@ -266,37 +258,11 @@ impl<S: 'static> Builder<WithState<S>> {
         T: Send + 'static,
         E: Send + 'static,
         F: Fn(&mut S, &J, &Context<'_, J>) -> Result<T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
     {
-        if self.cfg.workers == 0 {
-            return Err(BuildError::ZeroWorkers);
-        }
-        if self.cfg.queue == 0 {
-            return Err(BuildError::ZeroQueue);
-        }
-        if self.bad_rate {
-            return Err(BuildError::BadRate);
-        }
-        let retry_if = match self.retry_if {
-            None => None,
-            Some(p) => match p.downcast::<RetryIf<E>>() {
-                Ok(p) => Some(*p),
-                Err(_) => {
-                    return Err(BuildError::RetryPredicateType {
-                        expected: std::any::type_name::<E>(),
-                    })
-                }
-            },
-        };
-        let mut cfg = self.cfg;
-        if cfg.results == 0 {
-            cfg.results = cfg.queue;
-        }
-        if let Some(w) = cfg.window.as_mut() {
-            if *w == 0 {
-                *w = cfg.queue + cfg.workers;
-            }
-        }
-        Shared::start(cfg, retry_if, self.state.init, f)
+        let cfg = self.cfg.validate()?;
+        let shared = Shared::start(cfg, self.retry.predicate(), self.state.init, f)?;
+        Ok((Jobs::new(shared.clone()), Results::new(shared)))
     }
 
     /// Like [`Builder::run`], with per-worker state. See [`Builder::state`].
@@ -327,27 +293,52 @@ impl<S: 'static> Builder<WithState<S>> {
         T: Send + 'static,
         E: Send + 'static,
         F: Fn(&mut S, &I::Item, &Context<'_, I::Item>) -> Result<T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
     {
-        let (tx, results) = match self.build(f) {
-            Ok(halves) => halves,
+        match self.try_run(jobs, f) {
+            Ok(results) => results,
             Err(e) => panic!("brigade: cannot build the pool: {e}"),
-        };
+        }
+    }
+
+    /// Like [`run`](Builder::run), but bad settings and a failed initialiser
+    /// are an error instead of a panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = brigade::Builder::new()
+    ///     .state(|_| Err::<(), _>("no connection"))
+    ///     .try_run(0..3u8, |_: &mut (), n: &u8, _ctx| Ok::<_, ()>(*n))
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("no connection"));
+    /// ```
+    pub fn try_run<I, T, E, F>(self, jobs: I, f: F) -> Result<Results<I::Item, T, E>, BuildError>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&mut S, &I::Item, &Context<'_, I::Item>) -> Result<T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
+    {
+        let (tx, results) = self.build(f)?;
         let iter = jobs.into_iter();
         let name = format!("{}-producer", results.name());
-        let feed = move || tx.send_all(iter);
+        let feed = move || tx.feed(iter);
         if let Err(e) = std::thread::Builder::new().name(name).spawn(feed) {
             // The closure (and with it the jobs half) is dropped: the pool closes with no jobs.
             results.pool().cancel();
-            panic!("brigade: cannot start the producer thread: {e}");
+            return Err(BuildError::Spawn(StdArc::new(e)));
         }
-        results
+        Ok(results)
     }
 }
 
-pub(crate) type RetryIf<E> = StdArc<dyn Fn(&E) -> bool + Send + Sync>;
-
-impl<St> Builder<St> {
-    /// The number of workers. Zero is a [`BuildError::ZeroWorkers`].
+impl<St, R> Builder<St, R> {
+    /// The number of workers. Zero is a [`BuildError::ZeroWorkers`]; more than
+    /// [`MAX_WORKERS`](crate::MAX_WORKERS) is a [`BuildError::TooManyWorkers`].
     ///
     /// # Examples
     ///
@@ -384,7 +375,7 @@ impl<St> Builder<St> {
     /// assert!(jobs.pool().stats().workers >= 10);
     /// ```
     pub fn io_bound(self, per_core: usize) -> Self {
-        self.workers(cores() * per_core.max(1))
+        self.workers(cores().saturating_mul(per_core.max(1)))
     }
 
     /// The job queue's capacity (default 1,024). A send to a full queue
@@ -520,7 +511,14 @@ impl<St> Builder<St> {
 
     /// Retry only the errors for which `worth_retrying` says true (the default
     /// retries every error). The predicate's error type must be the worker
-    /// function's, or `build` reports [`BuildError::RetryPredicateType`].
+    /// function's: another type does not compile.
+    ///
+    /// ```compile_fail
+    /// // The worker fails with a String; a predicate over io::Error is refused.
+    /// let _ = brigade::Builder::new().retries(1)
+    ///     .retry_if(|e: &std::io::Error| e.kind() == std::io::ErrorKind::TimedOut)
+    ///     .run(0..1u8, |_: &u8, _ctx| Err::<(), String>("no".into()));
+    /// ```
     ///
     /// # Examples
     ///
@@ -533,21 +531,25 @@ impl<St> Builder<St> {
     ///     .collect();
     /// assert_eq!(o[0].attempts, 1); // Gone is not worth retrying
     /// ```
-    pub fn retry_if<E: 'static, P>(mut self, worth_retrying: P) -> Self
+    pub fn retry_if<E, P>(self, worth_retrying: P) -> Builder<St, RetryWhen<E>>
     where
         P: Fn(&E) -> bool + Send + Sync + 'static,
     {
-        let p: RetryIf<E> = StdArc::new(worth_retrying);
-        self.retry_if = Some(Box::new(p));
-        self
+        Builder {
+            cfg: self.cfg,
+            retry: RetryWhen(StdArc::new(worth_retrying)),
+            state: self.state,
+        }
     }
 
-    /// A per-job time limit. A thread cannot be pre-empted, so the job keeps
-    /// running, but its [`Context`] reports the deadline
-    /// ([`deadline`](Context::deadline), [`is_expired`](Context::is_expired),
-    /// and [`sleep`](Context::sleep) wakes at it), and a job still running
-    /// when it passes yields [`Failure::TimedOut`](crate::Failure::TimedOut).
-    /// Each attempt gets the whole time.
+    /// A time limit **per attempt**: each attempt of a job (the first run and
+    /// every retry) gets the whole `limit`, counted from its own start. A
+    /// thread cannot be pre-empted, so the job keeps running, but its
+    /// [`Context`] reports the deadline ([`deadline`](Context::deadline),
+    /// [`is_expired`](Context::is_expired), and [`sleep`](Context::sleep)
+    /// wakes at it), and an attempt still running when it passes yields
+    /// [`Failure::TimedOut`](crate::Failure::TimedOut) (a timed-out attempt is
+    /// not retried). Its value, if any, is dropped.
     ///
     /// # Examples
     ///
@@ -564,8 +566,10 @@ impl<St> Builder<St> {
     }
 
     /// Start at most `per_second` jobs per second across the whole crew
-    /// (evenly spaced), next to the concurrency limit. A rate that is not a
-    /// positive number is a [`BuildError::BadRate`].
+    /// (evenly spaced), next to the concurrency limit. `f64::INFINITY` means
+    /// no limit; a rate that is zero, negative or NaN is a
+    /// [`BuildError::BadRate`]; rates below one job per century count as one
+    /// per century.
     ///
     /// # Examples
     ///
@@ -577,11 +581,7 @@ impl<St> Builder<St> {
     /// assert!(start.elapsed() >= std::time::Duration::from_millis(20)); // 4 gaps of 5 ms
     /// ```
     pub fn rate_limit(mut self, per_second: f64) -> Self {
-        let interval = (per_second.is_finite() && per_second > 0.0)
-            .then(|| Duration::try_from_secs_f64(1.0 / per_second).ok())
-            .flatten();
-        self.bad_rate = interval.is_none();
-        self.cfg.rate_interval = interval;
+        self.cfg.rate = Some(per_second);
         self
     }
 
@@ -607,7 +607,7 @@ impl<St> Builder<St> {
     }
 
     /// The prefix of the worker threads' names (default `brigade`: threads are
-    /// `brigade-0`, `brigade-1`, ...).
+    /// `brigade-0`, `brigade-1`, ...). A NUL byte in it is a [`BuildError::BadName`].
     ///
     /// # Examples
     ///

@@ -39,6 +39,17 @@ pub struct Context<'a, J> {
     pub(crate) ops: &'a dyn JobOps<J>,
 }
 
+impl<J> std::fmt::Debug for Context<'_, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("worker", &self.worker)
+            .field("seq", &self.seq)
+            .field("attempt", &self.attempt)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<J> Context<'_, J> {
     /// The index of the worker running this job, from 0 to workers - 1.
     ///
@@ -106,7 +117,7 @@ impl<J> Context<'_, J> {
         self.ops.is_cancelled()
     }
 
-    /// The job's deadline, when the pool has a per-job [timeout](crate::Builder::timeout).
+    /// This attempt's deadline, when the pool has a [timeout](crate::Builder::timeout) (per attempt).
     ///
     /// # Examples
     ///

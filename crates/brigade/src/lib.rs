@@ -106,22 +106,27 @@
 
 mod builder;
 mod clock;
+mod config;
 mod context;
-mod core;
 mod error;
+mod guard;
 mod jobs;
 mod outcome;
 mod pool;
 mod results;
+mod shared;
 mod stats;
 mod sync;
 mod worker;
 
-pub use builder::{BoxError, Builder, NoState, WithState};
+pub use builder::{Builder, NoState, WithState};
+pub use config::{BoxError, RetryEvery, RetryPolicy, RetryWhen, MAX_WORKERS};
 pub use context::Context;
-pub use error::{BuildError, SendError, WaitError};
+pub use error::{
+    BuildError, InitError, NextError, SendError, SendTimeoutError, TrySendError, WaitError,
+};
 pub use jobs::Jobs;
-pub use outcome::{Failure, Outcome};
+pub use outcome::{Failure, Outcome, Panic};
 pub use pool::{Pool, Stopped};
 pub use results::Results;
 pub use stats::{Percentiles, Stats};

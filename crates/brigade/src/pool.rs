@@ -1,8 +1,9 @@
 //! The control handle: [`Pool`]. Shutdown, waiting, resizing, statistics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{BuildError, WaitError};
+use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sync::Arc;
 
@@ -10,10 +11,43 @@ use crate::sync::Arc;
 pub(crate) trait Control: Send + Sync {
     fn close(&self);
     fn cancel(&self);
+    fn is_cancelled(&self) -> bool;
     fn wait(&self, timeout: Option<Duration>) -> Result<(), WaitError>;
+    fn shutdown_until(&self, deadline: Option<Instant>) -> Result<Option<Vec<u64>>, WaitError>;
     fn resize(self: Arc<Self>, n: usize) -> Result<(), BuildError>;
     fn is_finished(&self) -> bool;
     fn stats(&self) -> Stats;
+    fn name(&self) -> &str;
+}
+
+impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Control for Shared<J, T, E> {
+    fn close(&self) {
+        Shared::close(self)
+    }
+    fn cancel(&self) {
+        Shared::cancel(self)
+    }
+    fn is_cancelled(&self) -> bool {
+        Shared::is_cancelled(self)
+    }
+    fn wait(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
+        Shared::wait(self, timeout)
+    }
+    fn shutdown_until(&self, deadline: Option<Instant>) -> Result<Option<Vec<u64>>, WaitError> {
+        Shared::shutdown_until(self, deadline)
+    }
+    fn resize(self: Arc<Self>, n: usize) -> Result<(), BuildError> {
+        Shared::resize(&self, n)
+    }
+    fn is_finished(&self) -> bool {
+        Shared::is_finished(self)
+    }
+    fn stats(&self) -> Stats {
+        Shared::stats(self)
+    }
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
 }
 
 /// How a [`Pool::shutdown_timeout`] ended.
@@ -22,15 +56,22 @@ pub(crate) trait Control: Send + Sync {
 ///
 /// ```
 /// use brigade::Stopped;
-/// assert_ne!(Stopped::Graceful, Stopped::Cancelled);
+/// assert_ne!(Stopped::Graceful, Stopped::Cancelled { running: vec![] });
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stopped {
-    /// Everything queued and running finished before the deadline.
+    /// Every job finished before the deadline. (Workers may still be
+    /// dropping their states; [`Pool::wait`] waits for that too.)
     Graceful,
-    /// The deadline passed: the pool was cancelled, queued jobs came back as
-    /// cancelled, and the running ones were asked to stop and then finished.
-    Cancelled,
+    /// The deadline passed: the pool was cancelled, and the jobs not started
+    /// come back as cancelled.
+    Cancelled {
+        /// The sequence numbers of the jobs still running at the deadline,
+        /// in order. They were asked to stop ([`Context::is_cancelled`](crate::Context::is_cancelled));
+        /// their outcomes come when they return.
+        running: Vec<u64>,
+    },
 }
 
 /// A control handle for a running pool; get one from
@@ -158,31 +199,53 @@ impl Pool {
         self.wait()
     }
 
-    /// Graceful shutdown with a deadline: close, wait up to `grace`, and if
-    /// the pool is not finished by then, [`cancel`](Pool::cancel) and wait
-    /// for the running jobs to return.
+    /// Graceful shutdown with a deadline: close, wait up to `grace` for every
+    /// job to finish, and if they have not by then, [`cancel`](Pool::cancel)
+    /// and return at once, naming the jobs still running. It never waits
+    /// past `grace` for a job that ignores cancellation, nor for a worker's
+    /// state to drop.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
     /// use brigade::Stopped;
+    /// let (started, is_started) = std::sync::mpsc::channel();
+    /// let started = std::sync::Mutex::new(started);
     /// let (jobs, _results) = brigade::Builder::new().workers(1)
-    ///     .build(|_: &u8, ctx| { ctx.sleep(Duration::from_secs(60)); Ok::<_, ()>(()) }).unwrap();
+    ///     .build(move |_: &u8, ctx| {
+    ///         started.lock().unwrap().send(()).unwrap();
+    ///         ctx.sleep(Duration::from_secs(60)); // wakes at once when cancelled
+    ///         Ok::<_, ()>(())
+    ///     }).unwrap();
     /// jobs.send(1).unwrap();
+    /// is_started.recv().unwrap();
     /// let how = jobs.pool().shutdown_timeout(Duration::from_millis(20)).unwrap();
-    /// assert_eq!(how, Stopped::Cancelled);
+    /// assert_eq!(how, Stopped::Cancelled { running: vec![0] });
     /// ```
     pub fn shutdown_timeout(&self, grace: Duration) -> Result<Stopped, WaitError> {
-        self.close();
-        match self.ctl.wait(Some(grace)) {
-            Ok(()) => Ok(Stopped::Graceful),
-            Err(WaitError::Timeout) => {
-                self.cancel();
-                self.wait().map(|()| Stopped::Cancelled)
-            }
-            Err(e) => Err(e),
-        }
+        let deadline = Instant::now().checked_add(grace);
+        Ok(match self.ctl.shutdown_until(deadline)? {
+            None => Stopped::Graceful,
+            Some(running) => Stopped::Cancelled { running },
+        })
+    }
+
+    /// Whether the pool was cancelled (by [`cancel`](Pool::cancel), a
+    /// deadline of [`shutdown_timeout`](Pool::shutdown_timeout), or fail-fast).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (jobs, _results) = brigade::Builder::new().build(|n: &u8, _ctx| Ok::<_, ()>(*n)).unwrap();
+    /// let pool = jobs.pool();
+    /// assert!(!pool.is_cancelled());
+    /// pool.cancel();
+    /// assert!(pool.is_cancelled());
+    /// ```
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.ctl.is_cancelled()
     }
 
     /// Whether the pool is finished and every worker has exited.
@@ -230,8 +293,10 @@ impl Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No lock: a Debug print must not wait behind (or slow down) the crew.
         f.debug_struct("Pool")
-            .field("stats", &self.stats())
-            .finish()
+            .field("name", &self.ctl.name())
+            .field("cancelled", &self.ctl.is_cancelled())
+            .finish_non_exhaustive()
     }
 }

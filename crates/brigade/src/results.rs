@@ -1,11 +1,14 @@
 //! The receiving half: [`Results`], an iterator of outcomes.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
-use crate::core::Shared;
+use crate::error::NextError;
+use crate::guard::drop_each_quietly;
 use crate::outcome::Outcome;
 use crate::pool::Pool;
-use crate::sync::{self, Arc};
+use crate::shared::Shared;
+use crate::sync::Arc;
 
 /// The receiving half of a pool: an [`Iterator`] of [`Outcome`]s, the seed's
 /// `results <-chan int`.
@@ -40,6 +43,7 @@ use crate::sync::{self, Arc};
 /// values.sort();
 /// assert_eq!(values, [2, 4, 6, 8, 10]);
 /// ```
+#[must_use = "a pool whose results are dropped runs its jobs and drops their outcomes"]
 pub struct Results<J, T, E> {
     shared: Arc<Shared<J, T, E>>,
     local: VecDeque<Outcome<J, T, E>>,
@@ -47,6 +51,7 @@ pub struct Results<J, T, E> {
     ahead: BTreeMap<u64, Outcome<J, T, E>>,
     /// Ordered mode: the seq to yield next.
     next: u64,
+    /// Every outcome was taken from the pool: what is left is in `local` and `ahead`.
     done: bool,
 }
 
@@ -70,7 +75,7 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Results<J, T, E> {
     /// assert_eq!(results.pool().stats().workers, 2);
     /// ```
     pub fn pool(&self) -> Pool {
-        self.shared.pool()
+        Pool::new(self.shared.clone())
     }
 }
 
@@ -79,38 +84,112 @@ impl<J, T, E> Results<J, T, E> {
         &self.shared.cfg.name
     }
 
-    /// Takes every delivered outcome into `local` at once; false when the pool is finished and drained.
-    fn refill(&mut self) -> bool {
-        let shared = &*self.shared;
-        let mut st = shared.lock();
-        if shared.cfg.window.is_some() && st.floor != self.next {
-            st.floor = self.next;
-            shared.wake_senders(&mut st);
+    fn ordered(&self) -> bool {
+        self.shared.cfg.window.is_some()
+    }
+
+    /// The next outcome already taken from the pool, if its turn has come.
+    fn ready(&mut self) -> Option<Outcome<J, T, E>> {
+        if !self.ordered() {
+            return self.local.pop_front();
         }
+        for o in self.local.drain(..) {
+            self.ahead.insert(o.seq, o);
+        }
+        if let Some(o) = self.ahead.remove(&self.next) {
+            self.next += 1;
+            return Some(o);
+        }
+        if self.done {
+            // Every seq below the last accepted one has an outcome, so nothing
+            // should be left; if something is, hand it over rather than lose it.
+            let (&first, _) = self.ahead.iter().next()?;
+            self.next = first;
+            return self.ahead.remove(&first);
+        }
+        None
+    }
+
+    /// The next outcome, waiting for it until `deadline` (for ever with `None`).
+    fn pull(&mut self, deadline: Option<Instant>) -> Result<Outcome<J, T, E>, NextError> {
         loop {
-            if !st.results.is_empty() {
-                std::mem::swap(&mut st.results, &mut self.local);
-                shared.wake_senders(&mut st);
-                return true;
+            if let Some(o) = self.ready() {
+                return Ok(o);
             }
-            if st.finished {
-                if let Some(msg) = st.producer_panic.take() {
-                    drop(st);
-                    panic!("brigade: the jobs iterator given to Builder::run panicked: {msg}");
+            if self.done {
+                return Err(NextError::Finished);
+            }
+            let floor = self.ordered().then_some(self.next);
+            match self.shared.refill(&mut self.local, floor, deadline) {
+                Ok(true) if self.local.is_empty() => return Err(NextError::Empty),
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(Some(panic)) => {
+                    self.done = true;
+                    // The iterator given to `run` panicked: raise it here, with its payload.
+                    panic.resume();
                 }
-                return false;
+                Err(None) => {
+                    // The pool cannot finish while this job runs: waiting would never end.
+                    // The panic becomes this job's outcome.
+                    panic!("brigade: a worker cannot wait for its own pool's results");
+                }
             }
-            if shared.on_own_worker() {
-                drop(st);
-                // The pool cannot finish while this job runs: waiting would never end.
-                // The panic becomes this job's outcome.
-                panic!("brigade: a worker cannot wait for its own pool's results");
-            }
-            st.ready_waiters += 1;
-            st = sync::wait(&shared.ready, st);
-            st.ready_waiters -= 1;
-            st.ready_woken = false;
         }
+    }
+
+    /// The next outcome if one is ready now, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::NextError;
+    /// let (jobs, mut results) = brigade::Builder::new().build(|n: &u8, _ctx| Ok::<_, ()>(*n)).unwrap();
+    /// assert_eq!(results.try_next().unwrap_err(), NextError::Empty);
+    /// jobs.send(1).unwrap();
+    /// drop(jobs);
+    /// let o = loop {
+    ///     match results.try_next() {
+    ///         Ok(o) => break o,
+    ///         Err(NextError::Empty) => std::thread::yield_now(),
+    ///         Err(e) => panic!("{e}"),
+    ///     }
+    /// };
+    /// assert_eq!(o.result, Ok(1));
+    /// assert_eq!(results.try_next().unwrap_err(), NextError::Finished);
+    /// ```
+    pub fn try_next(&mut self) -> Result<Outcome<J, T, E>, NextError> {
+        self.pull(Some(Instant::now()))
+    }
+
+    /// The next outcome, waiting at most `timeout` for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (jobs, mut results) = brigade::Builder::new().build(|n: &u8, _ctx| Ok::<_, ()>(*n)).unwrap();
+    /// jobs.send(3).unwrap();
+    /// assert_eq!(results.next_timeout(Duration::from_secs(60)).unwrap().result, Ok(3));
+    /// assert_eq!(results.next_timeout(Duration::from_millis(1)).unwrap_err(), brigade::NextError::Empty);
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Outcome<J, T, E>, NextError> {
+        self.pull(Instant::now().checked_add(timeout))
+    }
+
+    /// The next outcome, waiting for it until `deadline` at the latest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let (jobs, mut results) = brigade::Builder::new().build(|n: &u8, _ctx| Ok::<_, ()>(*n)).unwrap();
+    /// drop(jobs);
+    /// let deadline = Instant::now() + Duration::from_secs(60);
+    /// assert_eq!(results.next_deadline(deadline).unwrap_err(), brigade::NextError::Finished);
+    /// ```
+    pub fn next_deadline(&mut self, deadline: Instant) -> Result<Outcome<J, T, E>, NextError> {
+        self.pull(Some(deadline))
     }
 }
 
@@ -118,56 +197,40 @@ impl<J, T, E> Iterator for Results<J, T, E> {
     type Item = Outcome<J, T, E>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.shared.cfg.window.is_none() {
-            if let Some(o) = self.local.pop_front() {
-                return Some(o);
-            }
-            if self.done || !self.refill() {
-                self.done = true;
-                return None;
-            }
-            return self.local.pop_front();
-        }
-        loop {
-            if let Some(o) = self.ahead.remove(&self.next) {
-                self.next += 1;
-                return Some(o);
-            }
-            if !self.local.is_empty() {
-                for o in self.local.drain(..) {
-                    self.ahead.insert(o.seq, o);
-                }
-                continue;
-            }
-            if self.done || !self.refill() {
-                self.done = true;
-                // Every seq below the last accepted one has an outcome, so nothing
-                // should be left; if something is, hand it over rather than lose it.
-                let first = self.ahead.keys().next().copied()?;
-                self.next = first;
-            }
+        self.pull(None).ok()
+    }
+
+    /// The outcomes already here; once the pool is finished, exactly those left.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let here = self.local.len() + self.ahead.len();
+        if self.done {
+            (here, Some(here))
+        } else if self.ordered() {
+            (0, None)
+        } else {
+            (here, None)
         }
     }
 }
+
+impl<J, T, E> std::iter::FusedIterator for Results<J, T, E> {}
 
 impl<J, T, E> Drop for Results<J, T, E> {
     /// Dropping the results half drops undelivered outcomes and every later
     /// one; the jobs still run (see the type's docs).
     fn drop(&mut self) {
-        let leftovers = {
-            let mut st = self.shared.lock();
-            st.results_open = false;
-            if st.space_waiters > 0 {
-                self.shared.space.notify_all();
-            }
-            std::mem::take(&mut st.results)
-        };
-        drop(leftovers);
+        self.shared.close_results();
+        drop_each_quietly(self.local.drain(..));
+        drop_each_quietly(std::mem::take(&mut self.ahead).into_values());
     }
 }
 
 impl<J, T, E> std::fmt::Debug for Results<J, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Results").finish_non_exhaustive()
+        f.debug_struct("Results")
+            .field("name", &self.name())
+            .field("here", &(self.local.len() + self.ahead.len()))
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }

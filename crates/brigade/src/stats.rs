@@ -129,9 +129,9 @@ pub struct Percentiles {
 pub struct Stats {
     /// Jobs accepted, follow-up jobs included.
     pub submitted: u64,
-    /// Jobs waiting in the queue.
+    /// Jobs not started yet: in the queue, or in a worker's batch.
     pub queued: u64,
-    /// Jobs taken by a worker whose outcome is not yet delivered.
+    /// Jobs started whose outcome is not yet delivered.
     pub running: u64,
     /// Outcomes with a value.
     pub succeeded: u64,
@@ -146,11 +146,18 @@ pub struct Stats {
     pub cancelled: u64,
     /// Extra attempts made by the retry policy (not jobs: one job retried twice counts 2).
     pub retried: u64,
-    /// Workers the pool is sized to now.
+    /// Workers in the crew now. After [`Pool::resize`](crate::Pool::resize)
+    /// down, the workers above the new size leave once their current jobs
+    /// are done; after the pool finishes, they all leave.
     pub workers: usize,
-    /// Time from acceptance to first start.
+    /// The number of workers the pool is sized to ([`Builder::workers`](crate::Builder::workers),
+    /// then [`Pool::resize`](crate::Pool::resize)).
+    pub target_workers: usize,
+    /// Time from acceptance into the queue to the start of the first attempt,
+    /// over the jobs that started.
     pub queue_wait: Percentiles,
-    /// Time running, per job, all attempts together.
+    /// Time running, per job that started, all attempts together, without
+    /// the backoff waits between them.
     pub run_time: Percentiles,
 }
 

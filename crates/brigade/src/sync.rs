@@ -44,9 +44,12 @@ pub(crate) use std::thread;
 #[cfg(not(loom))]
 pub(crate) use std::thread_local;
 
-/// Locks `m`, ignoring poisoning: the pool never panics while holding its
-/// lock (user code runs outside it), so a poisoned lock carries no broken
-/// invariant of ours.
+/// Locks `m`, ignoring poisoning. No user code runs under the pool's locks:
+/// a worker function, initialiser or predicate runs after the lock is
+/// released, and a user value the pool drops is dropped after the lock is
+/// released, inside a panic guard (`shared::Locked`, `guard.rs`). So a
+/// poisoned lock would mean a bug of the pool's own, and carries no broken
+/// invariant that ignoring the poison could spread.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,

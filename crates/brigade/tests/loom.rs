@@ -280,7 +280,7 @@ fn panicking_job_races_close() {
         check_outcomes(&outcomes, &accepted);
         for o in &outcomes {
             match (o.job, &o.result) {
-                (2, Err(Failure::Panicked(m))) => assert_eq!(m, "boom: job 2"),
+                (2, Err(Failure::Panicked(m))) => assert_eq!(m.message(), "boom: job 2"),
                 (n, Ok(v)) if n != 2 => assert_eq!(*v, n),
                 (n, r) => panic!("job {n}: unexpected {r:?}"),
             }
@@ -656,8 +656,9 @@ fn init_error_at_build_shuts_down() {
             .state(|w| if w == 1 { Err("no connection") } else { Ok(()) })
             .build(|_: &mut (), n: &u32, _ctx| Ok::<_, ()>(*n));
         match r {
-            Err(brigade::BuildError::Init { worker, message }) => {
-                assert_eq!((worker, message.as_str()), (1, "no connection"));
+            Err(brigade::BuildError::Init(e)) => {
+                let source = std::error::Error::source(&e).map(|s| s.to_string());
+                assert_eq!((e.worker(), source.as_deref()), (1, Some("no connection")));
             }
             Err(e) => panic!("unexpected {e:?}"),
             Ok(_) => panic!("the failed initialiser is reported"),

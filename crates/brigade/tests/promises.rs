@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use brigade::{BuildError, Builder, Context, Failure, SendError, Stopped, WaitError};
+use brigade::{
+    BuildError, Builder, Context, Failure, SendError, SendTimeoutError, Stopped, TrySendError,
+    WaitError,
+};
 use common::{quiet_boom, watchdog};
 
 // ---- Promise 1: one outcome per job -------------------------------------------------
@@ -39,7 +42,7 @@ fn every_kind_of_outcome_once() {
             match n % 4 {
                 0 => assert_eq!(o.result, Ok(n)),
                 1 => assert_eq!(o.result, Err(Failure::Error(n))),
-                2 => assert_eq!(o.result, Err(Failure::Panicked(format!("boom {n}")))),
+                2 => assert_eq!(o.result, Err(Failure::Panicked(format!("boom {n}").into()))),
                 _ => assert_eq!(o.result, Err(Failure::TimedOut)),
             }
             assert_eq!(o.attempts, 1);
@@ -73,7 +76,7 @@ fn a_refused_send_gives_the_job_back() {
         for i in 0..1000 {
             match jobs.try_send(format!("job {i}")) {
                 Ok(_) => {}
-                Err(SendError::Full(j)) => {
+                Err(TrySendError::Full(j)) => {
                     refused = Some(j);
                     break;
                 }
@@ -84,7 +87,7 @@ fn a_refused_send_gives_the_job_back() {
         assert!(refused.starts_with("job "));
         assert!(
             matches!(jobs.send_timeout("late".into(), Duration::from_millis(10)),
-            Err(SendError::Timeout(j)) if j == "late")
+            Err(SendTimeoutError::Timeout(j)) if j == "late")
         );
         gate.wait();
         jobs.close();
@@ -348,19 +351,26 @@ fn panics_never_shrink_the_crew() {
             .build(|_: &u32, _ctx: &Context<u32>| -> Result<(), ()> { panic!("boom") })
             .unwrap();
         let pool = jobs.pool();
+        let feeder = jobs.clone();
         std::thread::spawn(move || {
             for n in 0..300 {
-                jobs.send(n).unwrap();
+                feeder.send(n).unwrap();
             }
         });
+        let mut results = results;
         assert_eq!(
             results
+                .by_ref()
+                .take(300)
                 .filter(|o| matches!(o.result, Err(Failure::Panicked(_))))
                 .count(),
             300
         );
+        // The jobs half is still open: the crew is still there, all of it.
         let s = pool.stats();
         assert_eq!((s.panicked, s.workers), (300, 3));
+        drop(jobs);
+        assert_eq!(results.count(), 0);
     });
 }
 
@@ -378,12 +388,13 @@ fn a_failing_initialiser_is_a_build_error() {
             })
             .build(|_: &mut (), n: &u8, _ctx: &Context<u8>| Ok::<_, ()>(*n))
             .unwrap_err();
+        let BuildError::Init(init) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(init.worker(), 2);
         assert_eq!(
-            err,
-            BuildError::Init {
-                worker: 2,
-                message: "no connection for worker 2".into()
-            }
+            std::error::Error::source(init).unwrap().to_string(),
+            "no connection for worker 2"
         );
         assert_eq!(
             err.to_string(),
@@ -416,9 +427,8 @@ fn an_initialiser_that_fails_on_rebuild_fails_jobs_not_the_pool() {
             })
             .collect();
         assert!(matches!(outcomes[0].result, Err(Failure::Panicked(_))));
-        assert_eq!(
-            outcomes[1].result,
-            Err(Failure::Init("database down".into()))
+        assert!(
+            matches!(&outcomes[1].result, Err(Failure::Init(e)) if e.to_string().ends_with("database down"))
         );
         assert_eq!(outcomes[2].result, Ok(2));
         assert_eq!(outcomes[3].result, Ok(3));
@@ -466,10 +476,10 @@ fn shutdown_with_a_deadline_turns_immediate() {
             jobs.send(n).unwrap();
         }
         let pool = jobs.pool();
-        assert_eq!(
+        assert!(matches!(
             pool.shutdown_timeout(Duration::from_millis(10)),
-            Ok(Stopped::Cancelled)
-        );
+            Ok(Stopped::Cancelled { .. })
+        ));
         let outcomes: Vec<_> = results.collect();
         assert_eq!(outcomes.len(), 5);
         let cut_short = outcomes.iter().filter(|o| o.result == Ok(false)).count();
@@ -550,33 +560,21 @@ fn retries_follow_the_predicate_and_are_counted() {
 }
 
 #[test]
-fn a_retry_predicate_of_the_wrong_type_is_a_build_error() {
-    let err = Builder::new()
-        .retry_if(|_: &std::io::Error| true)
-        .build(|n: &u8, _ctx: &Context<u8>| Ok::<_, String>(*n))
-        .unwrap_err();
-    assert!(
-        matches!(err, BuildError::RetryPredicateType { .. }),
-        "{err}"
-    );
-}
-
-#[test]
 fn bad_settings_are_build_errors() {
     let f = |n: &u8, _ctx: &Context<u8>| Ok::<_, ()>(*n);
-    assert_eq!(
+    assert!(matches!(
         Builder::new().workers(0).build(f).unwrap_err(),
         BuildError::ZeroWorkers
-    );
-    assert_eq!(
+    ));
+    assert!(matches!(
         Builder::new().queue(0).build(f).unwrap_err(),
         BuildError::ZeroQueue
-    );
-    for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert_eq!(
+    ));
+    for rate in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY] {
+        assert!(matches!(
             Builder::new().rate_limit(rate).build(f).unwrap_err(),
             BuildError::BadRate
-        );
+        ));
     }
 }
 
@@ -634,8 +632,12 @@ fn resize_grows_and_shrinks_the_crew() {
             std::thread::yield_now();
         }
         pool.resize(1).unwrap();
-        assert_eq!(pool.stats().workers, 1);
+        // The three workers above the size leave once their jobs are done.
+        assert_eq!(pool.stats().workers, 4);
         hold.store(false, Ordering::SeqCst);
+        while pool.stats().workers > 1 {
+            std::thread::yield_now();
+        }
         drop(jobs);
         assert_eq!(results.count(), 20);
         assert_eq!(peak.load(Ordering::SeqCst), 4);
@@ -738,12 +740,7 @@ fn a_panicking_retry_predicate_is_the_jobs_outcome() {
             .collect();
         assert_eq!(outcomes.len(), 3);
         for o in outcomes {
-            assert_eq!(
-                o.result,
-                Err(Failure::Panicked(
-                    "retry predicate: boom in predicate".into()
-                ))
-            );
+            assert_eq!(o.result, Err(Failure::Panicked("boom in predicate".into())));
         }
     });
 }
@@ -751,7 +748,7 @@ fn a_panicking_retry_predicate_is_the_jobs_outcome() {
 #[test]
 fn extreme_settings_never_hang() {
     watchdog(30, || {
-        // A timeout or backoff too large for the clock means none; a rate too small is refused.
+        // A timeout or backoff too large for the clock means none; a rate too small is one per century.
         let o: Vec<_> = Builder::new()
             .timeout(Duration::MAX)
             .retries(1)
@@ -763,10 +760,8 @@ fn extreme_settings_never_hang() {
             .collect();
         assert_eq!(o.len(), 2);
         let f = |n: &u8, _ctx: &Context<u8>| Ok::<_, ()>(*n);
-        assert_eq!(
-            Builder::new().rate_limit(1e-300).build(f).unwrap_err(),
-            BuildError::BadRate
-        );
+        let (jobs, _results) = Builder::new().rate_limit(1e-300).build(f).unwrap();
+        jobs.pool().cancel();
     });
 }
 
@@ -831,9 +826,9 @@ fn a_panicking_iterator_keeps_its_jobs_and_surfaces_the_panic() {
         }));
         seen.sort();
         assert_eq!(seen, [0, 1, 2, 3, 4], "the jobs before the panic were lost");
-        let msg = end.unwrap_err();
-        let msg = msg.downcast_ref::<String>().unwrap();
-        assert!(msg.contains("boom in iterator"), "{msg}");
+        // The iterator's own panic, with its own payload.
+        let payload = end.unwrap_err();
+        assert_eq!(*payload.downcast::<&str>().unwrap(), "boom in iterator");
     });
 }
 

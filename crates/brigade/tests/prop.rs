@@ -24,10 +24,30 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use brigade::{Builder, Context, Failure, Jobs, Outcome, Pool, SendError, Stats, Stopped};
+use brigade::{
+    Builder, Context, Failure, Jobs, Outcome, Pool, SendError, SendTimeoutError, Stats, Stopped,
+    TrySendError,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+
+/// A refused send, whichever kind of send it was.
+#[derive(Debug)]
+enum Refusal {
+    Closed(Job),
+    Full(Job),
+    Timeout(Job),
+    Other(#[allow(dead_code)] String, Job),
+}
+
+impl Refusal {
+    fn into_inner(self) -> Job {
+        match self {
+            Refusal::Closed(j) | Refusal::Full(j) | Refusal::Timeout(j) | Refusal::Other(_, j) => j,
+        }
+    }
+}
 
 /// How long one scenario may take before it counts as hung.
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -408,12 +428,24 @@ fn produce(
         phases.set(me, format!("step {i}: {step:?}"));
         match step {
             Step::Send(job, how) => {
-                let r = match how {
-                    SendHow::Block => jobs.send(job.clone()),
-                    SendHow::Try => jobs.try_send(job.clone()),
-                    SendHow::TimeoutMicros(us) => {
-                        jobs.send_timeout(job.clone(), Duration::from_micros(us))
-                    }
+                // Each kind of send has its own error type; bring them to one.
+                let r: Result<u64, Refusal> = match how {
+                    SendHow::Block => jobs.send(job.clone()).map_err(|e| match e {
+                        SendError::Closed(j) => Refusal::Closed(j),
+                        e => Refusal::Other(format!("{e:?}"), e.into_inner()),
+                    }),
+                    SendHow::Try => jobs.try_send(job.clone()).map_err(|e| match e {
+                        TrySendError::Full(j) => Refusal::Full(j),
+                        TrySendError::Closed(j) => Refusal::Closed(j),
+                        e => Refusal::Other(format!("{e:?}"), e.into_inner()),
+                    }),
+                    SendHow::TimeoutMicros(us) => jobs
+                        .send_timeout(job.clone(), Duration::from_micros(us))
+                        .map_err(|e| match e {
+                            SendTimeoutError::Timeout(j) => Refusal::Timeout(j),
+                            SendTimeoutError::Closed(j) => Refusal::Closed(j),
+                            e => Refusal::Other(format!("{e:?}"), e.into_inner()),
+                        }),
                 };
                 match r {
                     Ok(seq) => {
@@ -431,15 +463,14 @@ fn produce(
                     Err(e) => {
                         let blocking_refusal = matches!(
                             (&e, how),
-                            (
-                                SendError::Full(_),
-                                SendHow::Block | SendHow::TimeoutMicros(_)
-                            ) | (SendError::Timeout(_), SendHow::Block | SendHow::Try)
+                            (Refusal::Full(_), SendHow::Block | SendHow::TimeoutMicros(_))
+                                | (Refusal::Timeout(_), SendHow::Block | SendHow::Try)
+                                | (Refusal::Other(..), _)
                         );
                         if blocking_refusal {
                             return Err(format!("{how:?} send of job {} refused as {e:?}", job.id));
                         }
-                        if closed_here && !matches!(e, SendError::Closed(_)) {
+                        if closed_here && !matches!(e, Refusal::Closed(_)) {
                             return Err(format!("send after close refused as {e:?}, not Closed"));
                         }
                         let back = e.into_inner();
@@ -599,7 +630,7 @@ fn run_scenario(s: &Scenario, pool_out: mpsc::Sender<Pool>, phases: &Phases) -> 
                 .join()
                 .map_err(|_| "a shutdown thread panicked".to_string())??;
             check!(
-                matches!(how, Stopped::Graceful | Stopped::Cancelled),
+                matches!(how, Stopped::Graceful | Stopped::Cancelled { .. }),
                 "shutdown_timeout returned {how:?}"
             );
         }
@@ -674,9 +705,10 @@ fn check_everything(
     if s.producer_count() == 1 {
         let want = logs[0].last_resize.unwrap_or(s.workers);
         check!(
-            stats.workers == want,
-            "workers {} after the last resize to {want}",
-            stats.workers
+            stats.target_workers == want && stats.workers == 0,
+            "workers {} (target {}) after the last resize to {want} and the end",
+            stats.workers,
+            stats.target_workers
         );
     }
 
@@ -835,7 +867,7 @@ fn check_result(o: &Out, may_cancel: bool, retries: u32, has_timeout: bool) -> R
     match &o.job.kind {
         Kind::Ok | Kind::Sleep(_) | Kind::Spawn(_) => ok_once(o)?,
         Kind::Panic => check!(
-            o.result == Err(Failure::Panicked(format!("{MARKER} {id}"))) && o.attempts == 1,
+            o.result == Err(Failure::Panicked(format!("{MARKER} {id}").into())) && o.attempts == 1,
             "seq {seq} should have panicked once: {o:?}"
         ),
         Kind::Err => {
