@@ -7,13 +7,13 @@ use crate::error::{SendError, SendTimeoutError, TrySendError};
 use crate::guard::catch;
 use crate::outcome::Panic;
 use crate::pool::{Control, Pool};
-use crate::shared::{Refused, SendMode, Shared};
+use crate::shared::{BatchSent, Refused, SendMode, Shared};
 use crate::sync::Arc;
 
 /// What the jobs half needs from the pool, whatever its result types.
 pub(crate) trait Sink<J>: Send + Sync {
     fn send(&self, job: J, mode: SendMode) -> Result<u64, Refused<J>>;
-    fn send_batch(&self, batch: &mut VecDeque<J>, stop_unread: bool) -> bool;
+    fn send_batch(&self, batch: &mut VecDeque<J>, stop_unread: bool) -> BatchSent;
     fn producer_panicked(&self, panic: Panic);
     fn add_sender(&self);
     fn drop_sender(&self);
@@ -26,7 +26,7 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Sink<J> for Shared
     fn send(&self, job: J, mode: SendMode) -> Result<u64, Refused<J>> {
         Shared::send(self, job, mode)
     }
-    fn send_batch(&self, batch: &mut VecDeque<J>, stop_unread: bool) -> bool {
+    fn send_batch(&self, batch: &mut VecDeque<J>, stop_unread: bool) -> BatchSent {
         Shared::send_batch(self, batch, stop_unread)
     }
     fn producer_panicked(&self, panic: Panic) {
@@ -180,8 +180,9 @@ impl<J> Jobs<J> {
     /// does, taking them from the iterator a few at a time so that a run of
     /// jobs costs a few trips to the pool's lock instead of one each.
     ///
-    /// If the pool closes, the jobs taken from the iterator and not accepted
-    /// come back in the error, and the iterator is not advanced further (pass
+    /// If the pool closes (or the wait for room could never end, see
+    /// [`SendError::WouldDeadlock`]), the jobs taken from the iterator and
+    /// not accepted come back in the error, and the iterator is not advanced further (pass
     /// `iter.by_ref()` to keep the rest). A panic of the iterator is raised
     /// here, after the jobs it gave before were sent.
     ///
@@ -205,9 +206,13 @@ impl<J> Jobs<J> {
                     panic.resume();
                 }
             };
-            if !batch.is_empty() && !self.sink.send_batch(&mut batch, false) {
+            if !batch.is_empty() {
                 // The jobs already pushed are accepted; the rest come back.
-                return Err(SendError::Closed(batch.into()));
+                match self.sink.send_batch(&mut batch, false) {
+                    BatchSent::All => {}
+                    BatchSent::Closed => return Err(SendError::Closed(batch.into())),
+                    BatchSent::WouldDeadlock => return Err(SendError::WouldDeadlock(batch.into())),
+                }
             }
             if !more {
                 return Ok(());
@@ -216,7 +221,7 @@ impl<J> Jobs<J> {
     }
 
     fn send_chunk(&self, mut batch: VecDeque<J>) -> Option<VecDeque<J>> {
-        if batch.is_empty() || self.sink.send_batch(&mut batch, false) {
+        if batch.is_empty() || matches!(self.sink.send_batch(&mut batch, false), BatchSent::All) {
             None
         } else {
             Some(batch)
@@ -234,7 +239,8 @@ impl<J> Jobs<J> {
                 Ok((batch, more)) => (batch, more, None),
                 Err((batch, panic)) => (batch, false, Some(panic)),
             };
-            let open = batch.is_empty() || self.sink.send_batch(&mut batch, true);
+            let open = batch.is_empty()
+                || matches!(self.sink.send_batch(&mut batch, true), BatchSent::All);
             if let Some(p) = panic {
                 self.sink.producer_panicked(p);
             }

@@ -81,6 +81,13 @@ pub(crate) enum SendMode {
     Until(Instant),
 }
 
+/// How a batch of sends ended.
+pub(crate) enum BatchSent {
+    All,
+    Closed,
+    WouldDeadlock,
+}
+
 /// Why a send was refused, with the job; `Jobs` turns it into each operation's error type.
 pub(crate) enum Refused<J> {
     Closed(J),
@@ -216,6 +223,7 @@ pub(crate) struct State<J, T, E> {
 /// the garbage the critical section left, each value in a panic guard.
 pub(crate) struct Locked<'a, J, T, E> {
     guard: Option<MutexGuard<'a, State<J, T, E>>>,
+    mutex: &'a Mutex<State<J, T, E>>,
 }
 
 impl<J, T, E> std::ops::Deref for Locked<'_, J, T, E> {
@@ -243,8 +251,19 @@ impl<J, T, E> Drop for Locked<'_, J, T, E> {
 }
 
 impl<'a, J, T, E> Locked<'a, J, T, E> {
+    /// Waits on `cv`, or, if the critical section left garbage, drops it
+    /// without the lock and returns at once (as a spurious wake-up would:
+    /// every caller checks its condition again). A value the pool dropped
+    /// may hold a handle whose drop is what the waiter waits for.
     fn wait(&mut self, cv: &Condvar, deadline: Option<Instant>) {
-        let g = self.guard.take().expect("held");
+        let mut g = self.guard.take().expect("held");
+        if !g.garbage.is_empty() {
+            let garbage = std::mem::take(&mut g.garbage);
+            drop(g);
+            drop_each_quietly(garbage);
+            self.guard = Some(sync::lock(self.mutex));
+            return;
+        }
         let g = match deadline {
             None => sync::wait(cv, g),
             Some(d) => sync::wait_timeout(cv, g, d.saturating_duration_since(Instant::now())),
@@ -509,6 +528,7 @@ impl<J, T, E> Shared<J, T, E> {
     pub(crate) fn lock(&self) -> Locked<'_, J, T, E> {
         Locked {
             guard: Some(sync::lock(&self.state)),
+            mutex: &self.state,
         }
     }
 
@@ -585,25 +605,10 @@ impl<J, T, E> Shared<J, T, E> {
                 SendMode::Until(d) => Some(d),
                 SendMode::Block => None,
             };
-            // Waiting on unread outcomes from the thread that reads them would
-            // never end. The results half may have moved to a thread that has
-            // not read yet: give it a second to show up before saying so.
-            let deadline = if matches!(mode, SendMode::Block)
-                && st.queue.len() < self.cfg.queue
-                && st.reader == Some(sync::thread::current().id())
-            {
-                let now = Instant::now();
-                let g = *grace.get_or_insert(now + Duration::from_secs(1));
-                if now >= g {
-                    return Err(Refused::WouldDeadlock(job));
-                }
-                Some(g)
-            } else {
-                deadline
-            };
-            st.space.enter();
-            st.wait(&self.space, deadline);
-            st.space.leave();
+            let block = matches!(mode, SendMode::Block);
+            if !self.wait_for_room(&mut st, deadline, block, &mut grace) {
+                return Err(Refused::WouldDeadlock(job));
+            }
             // Queue wait counts from acceptance, not from the first try.
             enqueued = self.stamp();
         }
@@ -614,12 +619,13 @@ impl<J, T, E> Shared<J, T, E> {
     /// if the pool closed or its results half was dropped (the jobs left in
     /// `batch` were not accepted): this feeds `Builder::run`, where nobody
     /// else could read the outcomes of more jobs.
-    pub(crate) fn send_batch(&self, batch: &mut VecDeque<J>, stop_unread: bool) -> bool {
+    pub(crate) fn send_batch(&self, batch: &mut VecDeque<J>, stop_unread: bool) -> BatchSent {
         let mut enqueued = self.stamp();
         let mut st = self.lock();
+        let mut grace = None;
         loop {
             if st.closed || (stop_unread && !st.results_open) {
-                return false;
+                return BatchSent::Closed;
             }
             let mut pushed = 0;
             while self.has_room(&st) {
@@ -629,13 +635,42 @@ impl<J, T, E> Shared<J, T, E> {
             }
             st.work.wake(&self.work, pushed);
             if batch.is_empty() {
-                return true;
+                return BatchSent::All;
             }
-            st.space.enter();
-            st.wait(&self.space, None);
-            st.space.leave();
+            if !self.wait_for_room(&mut st, None, true, &mut grace) {
+                return BatchSent::WouldDeadlock;
+            }
             enqueued = self.stamp();
         }
+    }
+
+    /// A blocked sender waits once for room (until `deadline`). With
+    /// `block`, it returns false instead when the wait could never end:
+    /// waiting on unread outcomes from the thread that reads them. The
+    /// results half may have moved to a thread that has not read yet, so
+    /// that thread gets a second (`grace`) to show up before this says so.
+    fn wait_for_room(
+        &self,
+        st: &mut Locked<'_, J, T, E>,
+        deadline: Option<Instant>,
+        block: bool,
+        grace: &mut Option<Instant>,
+    ) -> bool {
+        let on_results = st.queue.len() < self.cfg.queue;
+        let deadline = if block && on_results && st.reader == Some(sync::thread::current().id()) {
+            let now = Instant::now();
+            let g = *grace.get_or_insert(now + Duration::from_secs(1));
+            if now >= g {
+                return false;
+            }
+            Some(deadline.map_or(g, |d| d.min(g)))
+        } else {
+            deadline
+        };
+        st.space.enter();
+        st.wait(&self.space, deadline);
+        st.space.leave();
+        true
     }
 
     pub(crate) fn producer_panicked(&self, panic: Panic) {

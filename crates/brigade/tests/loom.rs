@@ -286,7 +286,7 @@ fn panicking_job_races_close() {
             }
         }
         let s = check_stats(&pool, 3);
-        assert_eq!((s.succeeded, s.panicked, s.workers), (2, 1, 1));
+        assert_eq!((s.succeeded, s.panicked, s.target_workers), (2, 1, 1));
         pool.wait().unwrap();
         // Built once at the start and once again after the panic, before job 3.
         assert_eq!(inits.load(Ordering::SeqCst), 2);
@@ -614,7 +614,7 @@ fn resize_down_races_jobs_and_close() {
             }
         }
         let s = check_stats(&pool, 3);
-        assert_eq!((s.succeeded, s.workers), (3, 1));
+        assert_eq!((s.succeeded, s.target_workers), (3, 1));
         pool.wait().unwrap();
     });
 }
