@@ -117,6 +117,8 @@ mod results;
 mod shared;
 mod stats;
 mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod worker;
 
 pub use builder::{Builder, NoState, WithState};
