@@ -268,7 +268,9 @@ impl<S: Send + 'static> Builder<WithState<S>> {
             },
         };
         let handle = tokio::runtime::Handle::try_current().map_err(|e| {
-            BuildError::Spawn(format!("an async pool must be built inside a tokio runtime ({e})"))
+            BuildError::Spawn(format!(
+                "an async pool must be built inside a tokio runtime ({e})"
+            ))
         })?;
         let shared = Arc::new(Shared::new(cfg));
         let code = Arc::new(Code {

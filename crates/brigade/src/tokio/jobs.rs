@@ -53,7 +53,11 @@ pub(crate) trait Sender<J>: Send + Sync {
 
 impl<J: Send, T: Send, E: Send> Sender<J> for Shared<J, T, E> {
     fn offer(&self, job: J, waiting: Option<&mut bool>) -> Result<u64, (J, bool)> {
-        let at = if self.cfg.stats { crate::clock::ticks() } else { 0 };
+        let at = if self.cfg.stats {
+            crate::clock::ticks()
+        } else {
+            0
+        };
         let mut st = self.lock();
         if st.closed {
             if let Some(w) = waiting {
@@ -232,7 +236,11 @@ impl<J: Send + 'static> Jobs<J> {
     /// # jobs.pool().cancel();
     /// # }
     /// ```
-    pub async fn send_timeout(&self, job: J, timeout: Duration) -> Result<u64, SendTimeoutError<J>> {
+    pub async fn send_timeout(
+        &self,
+        job: J,
+        timeout: Duration,
+    ) -> Result<u64, SendTimeoutError<J>> {
         let until = tokio::time::Instant::now().checked_add(timeout);
         self.send_until(job, until).await.map_err(|(job, closed)| {
             if closed {

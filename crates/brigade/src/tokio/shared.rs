@@ -87,7 +87,10 @@ impl<J, T, E> State<J, T, E> {
     pub(crate) fn take_unread(
         &mut self,
     ) -> (VecDeque<Outcome<J, T, E>>, BTreeMap<u64, Outcome<J, T, E>>) {
-        (std::mem::take(&mut self.ready), std::mem::take(&mut self.parked))
+        (
+            std::mem::take(&mut self.ready),
+            std::mem::take(&mut self.parked),
+        )
     }
 
     fn buffered(&self) -> usize {
@@ -292,7 +295,14 @@ impl<J, T, E> Shared<J, T, E> {
         let queued = std::mem::take(&mut st.queue);
         for q in queued {
             st.counts.cancelled += 1;
-            let out = error::outcome(q.seq, q.job, None, 0, Default::default(), Err(Failure::Cancelled));
+            let out = error::outcome(
+                q.seq,
+                q.job,
+                None,
+                0,
+                Default::default(),
+                Err(Failure::Cancelled),
+            );
             self.file(st, out, after);
         }
         self.close_locked(st);
@@ -323,7 +333,11 @@ impl<J, T, E> Shared<J, T, E> {
 
     /// A follow-up job from a running one: never waits, goes past the queue's capacity.
     pub(crate) fn follow_up(&self, job: J) -> Result<u64, J> {
-        let at = if self.cfg.stats { crate::clock::ticks() } else { 0 };
+        let at = if self.cfg.stats {
+            crate::clock::ticks()
+        } else {
+            0
+        };
         let mut st = self.lock();
         if st.cancelled {
             return Err(job);

@@ -23,9 +23,8 @@ use super::shared::{drop_contained, After, Queued, Shared};
 use crate::clock;
 use crate::{BoxError, Failure};
 
-pub(crate) type InitFn<S> = Arc<
-    dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<S, BoxError>> + Send>> + Send + Sync,
->;
+pub(crate) type InitFn<S> =
+    Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<S, BoxError>> + Send>> + Send + Sync>;
 
 /// What every worker of one pool runs.
 pub(crate) struct Code<S, F, E> {
@@ -207,7 +206,9 @@ where
     };
     let mut rng = (seat.id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     while let Some(start_at) = seat.next_job().await {
-        let Some(q) = seat.in_hand.as_ref() else { break };
+        let Some(q) = seat.in_hand.as_ref() else {
+            break;
+        };
         let fin = execute(&shared, &code, &mut state, &mut ctx, q, start_at, &mut rng).await;
         seat.finish(fin);
     }
@@ -323,7 +324,10 @@ fn worth_retrying<E>(p: Option<&RetryIf<E>>, e: &E) -> bool {
 /// The wait before retry number `attempt`: exponential, capped, jittered into its upper half.
 fn backoff(base: Duration, max: Duration, attempt: u32, rng: &mut u64) -> Duration {
     let exp = base
-        .checked_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX))
+        .checked_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
         .unwrap_or(max)
         .min(max);
     *rng ^= *rng << 13;
