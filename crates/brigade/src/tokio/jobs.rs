@@ -34,7 +34,7 @@ use super::shared::Shared;
 /// producer.await.unwrap();
 /// # }
 /// ```
-pub struct Jobs<J: Send + 'static> {
+pub struct Jobs<J> {
     shared: Arc<dyn Sender<J>>,
     pool: Pool,
 }
@@ -352,7 +352,7 @@ impl<J: Send + 'static> Jobs<J> {
     }
 }
 
-impl<J: Send + 'static> Clone for Jobs<J> {
+impl<J> Clone for Jobs<J> {
     fn clone(&self) -> Self {
         self.shared.add_sender();
         Jobs {
@@ -362,13 +362,13 @@ impl<J: Send + 'static> Clone for Jobs<J> {
     }
 }
 
-impl<J: Send + 'static> Drop for Jobs<J> {
+impl<J> Drop for Jobs<J> {
     fn drop(&mut self) {
         self.shared.drop_sender()
     }
 }
 
-impl<J: Send + 'static> std::fmt::Debug for Jobs<J> {
+impl<J> std::fmt::Debug for Jobs<J> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Jobs").finish_non_exhaustive()
     }

@@ -49,7 +49,7 @@ use crate::Outcome;
 /// assert_eq!(sum, 30);
 /// # }
 /// ```
-pub struct Results<J: Send, T: Send, E: Send> {
+pub struct Results<J, T, E> {
     shared: Arc<Shared<J, T, E>>,
     local: VecDeque<Outcome<J, T, E>>,
     pool: Pool,
@@ -172,7 +172,7 @@ impl<J: Send, T: Send, E: Send> Results<J, T, E> {
 }
 
 // Nothing in `Results` is ever pinned in place: polling only moves outcomes out.
-impl<J: Send, T: Send, E: Send> Unpin for Results<J, T, E> {}
+impl<J, T, E> Unpin for Results<J, T, E> {}
 
 impl<J: Send, T: Send, E: Send> Stream for Results<J, T, E> {
     type Item = Outcome<J, T, E>;
@@ -182,7 +182,7 @@ impl<J: Send, T: Send, E: Send> Stream for Results<J, T, E> {
     }
 }
 
-impl<J: Send, T: Send, E: Send> Drop for Results<J, T, E> {
+impl<J, T, E> Drop for Results<J, T, E> {
     fn drop(&mut self) {
         let (ready, parked) = {
             let mut st = self.shared.lock();
@@ -196,7 +196,7 @@ impl<J: Send, T: Send, E: Send> Drop for Results<J, T, E> {
     }
 }
 
-impl<J: Send, T: Send, E: Send> std::fmt::Debug for Results<J, T, E> {
+impl<J, T, E> std::fmt::Debug for Results<J, T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Results").finish_non_exhaustive()
     }

@@ -352,8 +352,9 @@ async fn attempt_once<J, T, E, S, F>(
 where
     F: for<'a> Fn(&'a mut S, &'a J, &'a Context<J>) -> JobFuture<'a, T, E>,
 {
+    // Not enabled: a cancel after this line still completes it (`notify_waiters` counts
+    // from its creation), and a job done at its first poll never touches the list's lock.
     let mut cancelled = pin!(cancel.notified());
-    cancelled.as_mut().enable();
     if cancel.is_cancelled() {
         return Attempt::Cancelled;
     }
@@ -367,12 +368,15 @@ where
     let mut fut = Contained(Some(fut));
     let mut sleep = None;
     let out = poll_fn(|cx| {
-        if cancelled.as_mut().poll(cx).is_ready() {
+        if cancel.is_cancelled() {
             return Poll::Ready(Attempt::Cancelled);
         }
         let polled = catch_unwind(AssertUnwindSafe(|| {
             if let Poll::Ready(r) = fut.poll(cx) {
                 return Poll::Ready(Attempt::Done(r));
+            }
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Attempt::Cancelled);
             }
             if let Some(d) = deadline {
                 // Made on first use (a panic here, timers disabled, is contained too).
