@@ -948,3 +948,62 @@ fn statistics_add_up() {
         assert!(s.run_time.max >= Duration::from_millis(1));
     });
 }
+
+#[test]
+fn a_dropped_reader_never_holds_senders_back_even_when_ordered() {
+    // Found by the property test: the ordered window only moves when outcomes are read.
+    on_both(|| async {
+        let (jobs, results) = Builder::new()
+            .workers(2)
+            .queue(2)
+            .ordered_window(2)
+            .build(|n: &u32, _ctx| Box::pin(async move { Ok::<_, ()>(*n) }))
+            .await
+            .unwrap();
+        drop(results);
+        jobs.send_all(0..100).await.unwrap();
+        let pool = jobs.pool();
+        drop(jobs);
+        pool.wait().await.unwrap();
+        assert_eq!(pool.stats().succeeded, 100);
+    });
+}
+
+#[test]
+fn a_worker_resized_away_still_wakes_the_reader() {
+    // Found by the property test: the last outcome of a worker leaving after a resize.
+    on_both(|| async {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let g = gate.clone();
+        let (jobs, mut results) = Builder::new()
+            .workers(2)
+            .build(move |n: &u32, _ctx| {
+                let (g, s) = (g.clone(), started_tx.clone());
+                Box::pin(async move {
+                    s.send(()).unwrap();
+                    let _p = g.acquire().await.unwrap();
+                    Ok::<_, ()>(*n)
+                })
+            })
+            .await
+            .unwrap();
+        jobs.send_all([0, 1]).await.unwrap();
+        started.recv().await.unwrap();
+        started.recv().await.unwrap();
+        let pool = jobs.pool();
+        pool.resize(1).unwrap();
+        drop(jobs);
+        // The reader waits first; then both jobs finish, one on the worker that leaves.
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while results.next().await.is_some() {
+                n += 1;
+            }
+            n
+        });
+        tokio::task::yield_now().await;
+        gate.add_permits(2);
+        assert_eq!(reader.await.unwrap(), 2);
+    });
+}

@@ -21,10 +21,15 @@ impl Wake for Unpark {
     }
 }
 
+thread_local! {
+    /// This thread's waker, made once: a blocking sender calls `block_on` once per job.
+    static WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
+}
+
 /// Polls `fut` on this thread, parking between polls.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let waker = WAKER.with(Waker::clone);
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {

@@ -279,7 +279,11 @@ impl<J: Send + 'static> Jobs<J> {
     /// # }
     /// ```
     pub fn send_blocking(&self, job: J) -> Result<u64, SendError<J>> {
-        block_on(self.send(job))
+        match self.shared.offer(job, None) {
+            Ok(seq) => Ok(seq),
+            Err((job, true)) => Err(error::closed(job)),
+            Err((job, false)) => block_on(self.send(job)),
+        }
     }
 
     /// The shared send loop: `Err((job, closed))`.

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::builder::{JobFuture, RetryIf};
 use super::context::{CancelInner, Context};
 use super::error;
-use super::shared::{drop_contained, After, Queued, Shared};
+use super::shared::{drop_contained, After, Queued, Shared, State};
 use crate::clock;
 use crate::{BoxError, Failure};
 
@@ -88,22 +88,33 @@ impl<J: Send, T: Send, E: Send> Seat<J, T, E> {
         }
     }
 
-    /// Waits for the next job and puts it in hand; `None` when the worker should exit.
-    /// The inner option is the start the rate limit reserved for it.
-    async fn next_job(&mut self) -> Option<Option<Instant>> {
+    /// Files the outcome of the job in hand (if `done`), then waits for the next job and
+    /// puts it in hand, in the same critical section when one is queued; `None` when the
+    /// worker should exit. The inner option is the start the rate limit reserved for it.
+    async fn next_job(&mut self, mut done: Option<Finished<T, E>>) -> Option<Option<Instant>> {
+        /// What the critical section decided.
+        enum Next {
+            Exit,
+            Run(Option<Instant>),
+            Wait,
+        }
         let shared = Arc::clone(&self.shared);
         loop {
             let mut woken = pin!(shared.work.notified());
-            {
+            let mut after = None;
+            let next = {
                 let mut st = shared.lock();
+                if let Some(fin) = done.take() {
+                    after = self.file(&mut st, fin);
+                }
                 if self.idle {
                     st.idle -= 1;
                     self.idle = false;
                 }
                 if self.id >= st.target {
-                    return None;
-                }
-                if let Some(q) = st.queue.pop_front() {
+                    // Resized away.
+                    Next::Exit
+                } else if let Some(q) = st.queue.pop_front() {
                     st.running += 1;
                     shared.made_room(&st);
                     let start_at = shared.cfg.rate_interval.and_then(|every| {
@@ -113,32 +124,46 @@ impl<J: Send, T: Send, E: Send> Seat<J, T, E> {
                         (slot > now).then_some(slot)
                     });
                     self.in_hand = Some(q);
-                    return Some(start_at);
+                    Next::Run(start_at)
+                } else if st.finished() {
+                    Next::Exit
+                } else {
+                    woken.as_mut().enable();
+                    st.idle += 1;
+                    self.idle = true;
+                    Next::Wait
                 }
-                if st.finished() {
-                    return None;
-                }
-                woken.as_mut().enable();
-                st.idle += 1;
-                self.idle = true;
+            };
+            // Every path wakes the reader and drops unread outcomes outside the lock.
+            if let Some(a) = after {
+                a.run();
             }
-            woken.await;
+            match next {
+                Next::Exit => return None,
+                Next::Run(start_at) => return Some(start_at),
+                Next::Wait => woken.await,
+            }
         }
+    }
+
+    /// Files the outcome of the job in hand, under the lock; what to do once it is released.
+    fn file(&mut self, st: &mut State<J, T, E>, fin: Finished<T, E>) -> Option<After<J, T, E>> {
+        let q = self.in_hand.take()?;
+        let worker = (fin.attempts > 0).then_some(self.id);
+        let out = error::outcome(q.seq, q.job, worker, fin.attempts, fin.times, fin.result);
+        if fin.attempts > 0 {
+            self.shared.record_times(st, fin.times);
+        }
+        Some(self.shared.deliver(st, out))
     }
 
     /// Files the outcome of the job in hand.
     fn finish(&mut self, fin: Finished<T, E>) {
-        let Some(q) = self.in_hand.take() else { return };
-        let worker = (fin.attempts > 0).then_some(self.id);
-        let out = error::outcome(q.seq, q.job, worker, fin.attempts, fin.times, fin.result);
-        let after = {
-            let mut st = self.shared.lock();
-            if fin.attempts > 0 {
-                self.shared.record_times(&mut st, fin.times);
-            }
-            self.shared.deliver(&mut st, out)
-        };
-        after.run();
+        let shared = Arc::clone(&self.shared);
+        let after = self.file(&mut shared.lock(), fin);
+        if let Some(a) = after {
+            a.run();
+        }
     }
 }
 
@@ -205,12 +230,12 @@ where
         ops: shared.clone(),
     };
     let mut rng = (seat.id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while let Some(start_at) = seat.next_job().await {
+    let mut done = None;
+    while let Some(start_at) = seat.next_job(done.take()).await {
         let Some(q) = seat.in_hand.as_ref() else {
             break;
         };
-        let fin = execute(&shared, &code, &mut state, &mut ctx, q, start_at, &mut rng).await;
-        seat.finish(fin);
+        done = Some(execute(&shared, &code, &mut state, &mut ctx, q, start_at, &mut rng).await);
     }
     if let Some(s) = state.take() {
         drop_contained(s);
