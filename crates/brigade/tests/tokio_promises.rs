@@ -1007,3 +1007,36 @@ fn a_worker_resized_away_still_wakes_the_reader() {
         assert_eq!(reader.await.unwrap(), 2);
     });
 }
+
+#[test]
+fn a_job_sending_to_its_own_full_pool_never_deadlocks() {
+    on_both(|| async {
+        let slot: Arc<std::sync::Mutex<Option<brigade::tokio::Jobs<u32>>>> = Default::default();
+        let s = slot.clone();
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(1)
+            .build(move |n: &u32, _ctx| {
+                let own = if *n == 0 {
+                    s.lock().unwrap().take()
+                } else {
+                    None
+                };
+                Box::pin(async move {
+                    if let Some(own) = own {
+                        // One worker, a queue of one: these sends would wait for ever.
+                        for k in 1..=5 {
+                            own.send(k).await.unwrap();
+                        }
+                    }
+                    Ok::<_, ()>(())
+                })
+            })
+            .await
+            .unwrap();
+        *slot.lock().unwrap() = Some(jobs.clone());
+        jobs.send(0).await.unwrap();
+        drop(jobs);
+        assert_eq!(results.collect_all().await.len(), 6);
+    });
+}

@@ -49,6 +49,8 @@ pub(crate) trait Sender<J>: Send + Sync {
     fn add_sender(&self);
     fn drop_sender(&self);
     fn close(&self);
+    /// A send from one of the pool's own jobs: never waits (see [`Jobs::send`]).
+    fn from_inside(&self, job: J) -> Result<u64, J>;
 }
 
 impl<J: Send, T: Send, E: Send> Sender<J> for Shared<J, T, E> {
@@ -110,6 +112,19 @@ impl<J: Send, T: Send, E: Send> Sender<J> for Shared<J, T, E> {
         let mut st = self.lock();
         self.close_locked(&mut st);
     }
+
+    fn from_inside(&self, job: J) -> Result<u64, J> {
+        let at = if self.cfg.stats {
+            crate::clock::ticks()
+        } else {
+            0
+        };
+        let mut st = self.lock();
+        if st.closed {
+            return Err(job);
+        }
+        Ok(self.admit(&mut st, job, at))
+    }
 }
 
 /// Counts a sender out of the waiting list if its send is dropped while it waits.
@@ -138,6 +153,10 @@ impl<J: Send + 'static> Jobs<J> {
     /// # Errors
     ///
     /// The pool is closed or cancelled: the job comes back in the error.
+    ///
+    /// Called from one of this pool's own jobs, it never waits: the job goes past the
+    /// queue's bounds (as [`Context::spawn`](super::Context::spawn) does), so a crew whose
+    /// jobs all send cannot deadlock.
     ///
     /// # Cancel safety
     ///
@@ -293,6 +312,11 @@ impl<J: Send + 'static> Jobs<J> {
         until: Option<tokio::time::Instant>,
     ) -> Result<u64, (J, bool)> {
         let sender = &*self.shared;
+        if super::pool::inside(self.pool.id()) {
+            // A job of this pool waiting for room could wait for ever (every worker might be
+            // doing the same): like a follow-up job, it goes past the bounds.
+            return sender.from_inside(job).map_err(|j| (j, true));
+        }
         let mut waiting = Waiting {
             sender,
             counted: false,
