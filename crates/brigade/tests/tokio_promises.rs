@@ -143,7 +143,7 @@ fn every_job_has_one_outcome_with_ok_err_panic_timeout_mixed() {
             (200, 80, 40, 40, 40, 0)
         );
         // Panics were contained: the pool kept its size.
-        assert_eq!(s.workers, 8);
+        assert_eq!(s.target_workers, 8);
         pool.wait().await.unwrap();
     });
 }
@@ -446,29 +446,28 @@ fn impossible_settings_are_build_errors_not_panics() {
             Box::pin(async move { Ok(*n) })
         }
         let err = |b: Builder| async move { b.build(ok).await.err() };
-        assert_eq!(
+        assert!(matches!(
             err(Builder::new().workers(0)).await,
             Some(BuildError::ZeroWorkers)
-        );
+        ));
         assert!(matches!(
             err(Builder::new().workers(usize::MAX)).await,
             Some(BuildError::Spawn(_))
         ));
-        assert_eq!(
+        assert!(matches!(
             err(Builder::new().queue(0)).await,
             Some(BuildError::ZeroQueue)
-        );
+        ));
         for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE] {
-            assert_eq!(
-                err(Builder::new().rate_limit(rate)).await,
-                Some(BuildError::BadRate),
+            assert!(
+                matches!(
+                    err(Builder::new().rate_limit(rate)).await,
+                    Some(BuildError::BadRate)
+                ),
                 "{rate}"
             );
         }
-        assert!(matches!(
-            err(Builder::new().retry_if(|_: &String| true)).await,
-            Some(BuildError::RetryPredicateType { .. })
-        ));
+        // A retry predicate of another error type no longer compiles (typed builder).
         // Huge but possible settings work.
         let (jobs, results) = Builder::new()
             .workers(1)
@@ -780,9 +779,9 @@ fn resize_grows_and_shrinks_the_crew() {
         let pool = jobs.pool();
         jobs.send_all(0..4).await.unwrap();
         pool.resize(4).unwrap();
-        assert_eq!(pool.stats().workers, 4);
+        assert_eq!(pool.stats().target_workers, 4);
         pool.resize(2).unwrap();
-        assert_eq!(pool.stats().workers, 2);
+        assert_eq!(pool.stats().target_workers, 2);
         // Shrinking lets the running jobs finish; the pool keeps working with two.
         pool.resize(4).unwrap();
         drop(jobs);
@@ -878,9 +877,9 @@ fn an_initialiser_that_fails_is_a_build_error() {
             .build(|_: &mut (), n: &u8, _ctx| Box::pin(async move { Ok::<_, ()>(*n) }))
             .await;
         match r {
-            Err(BuildError::Init { worker, message }) => {
-                assert_eq!(worker, 2);
-                assert!(message.contains("no database"));
+            Err(BuildError::Init(e)) => {
+                assert_eq!(e.worker(), 2);
+                assert!(e.to_string().contains("no database"), "{e}");
             }
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("built"),
@@ -905,10 +904,10 @@ fn shutdown_timeout_is_graceful_then_immediate() {
             .unwrap();
         jobs.send_all([0, 1]).await.unwrap();
         let pool = jobs.pool();
-        assert_eq!(
+        assert!(matches!(
             pool.shutdown_timeout(Duration::from_millis(20)).await,
-            Ok(Stopped::Cancelled)
-        );
+            Ok(Stopped::Cancelled { .. })
+        ));
         let o = results.collect_all().await;
         assert_eq!(o.len(), 2);
         drop(jobs);

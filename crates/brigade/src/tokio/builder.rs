@@ -1,6 +1,5 @@
 //! Building an async pool: [`Builder`] in, a validated configuration and a running crew out.
 
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +11,7 @@ use super::pool::{Crew, Pool};
 use super::results::Results;
 use super::shared::Shared;
 use super::worker::{Code, InitFn};
-use crate::{BoxError, BuildError};
+use crate::{BoxError, BuildError, InitError, RetryEvery, RetryPolicy, RetryWhen};
 
 /// The most workers one async pool may have: 4,194,304 (2^22). More is a
 /// [`BuildError`], not an allocation failure.
@@ -121,20 +120,20 @@ pub(crate) type RetryIf<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 /// assert_eq!(doubled, [2, 4, 6, 8, 10]);
 /// # }
 /// ```
-pub struct Builder<St = NoState> {
+pub struct Builder<St = NoState, R = RetryEvery> {
     cfg: Config,
     bad_rate: bool,
-    retry_if: Option<Box<dyn Any + Send + Sync>>,
+    retry: R,
     state: St,
 }
 
-impl Default for Builder<NoState> {
+impl Default for Builder<NoState, RetryEvery> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Builder<NoState> {
+impl Builder<NoState, RetryEvery> {
     /// A builder with the defaults: 100 workers, a queue of 1,024, statistics on, errors
     /// collected, no retries, no timeout, no rate limit.
     ///
@@ -160,11 +159,13 @@ impl Builder<NoState> {
                 stats: true,
             },
             bad_rate: false,
-            retry_if: None,
+            retry: RetryEvery,
             state: NoState,
         }
     }
+}
 
+impl<R> Builder<NoState, R> {
     /// Gives every worker its own state, built by the async `init(worker_index)` before the
     /// worker's first job: one HTTP client, SMTP transport or database connection per
     /// worker. If a job panics, the worker's state is dropped and built again before its
@@ -190,7 +191,7 @@ impl Builder<NoState> {
     /// assert!(v == 1 || v == 101);
     /// # }
     /// ```
-    pub fn state<S, IE, I, Fut>(self, init: I) -> Builder<WithState<S>>
+    pub fn state<S, IE, I, Fut>(self, init: I) -> Builder<WithState<S>, R>
     where
         I: Fn(usize) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<S, IE>> + Send + 'static,
@@ -203,7 +204,7 @@ impl Builder<NoState> {
         Builder {
             cfg: self.cfg,
             bad_rate: self.bad_rate,
-            retry_if: self.retry_if,
+            retry: self.retry,
             state: WithState { init },
         }
     }
@@ -225,6 +226,7 @@ impl Builder<NoState> {
         T: Send + 'static,
         E: Send + 'static,
         F: for<'a> Fn(&'a J, &'a Context<J>) -> JobFuture<'a, T, E> + Send + Sync + 'static,
+        R: RetryPolicy<E>,
     {
         self.state(|_| async { Ok::<(), BoxError>(()) })
             .build(move |_: &mut (), job: &J, ctx: &Context<J>| f(job, ctx))
@@ -232,7 +234,7 @@ impl Builder<NoState> {
     }
 }
 
-impl<S: Send + 'static> Builder<WithState<S>> {
+impl<S: Send + 'static, R> Builder<WithState<S>, R> {
     /// Starts the crew on the current tokio runtime with a worker function of the worker's
     /// state, the job and its [`Context`], and waits until every worker built its state.
     ///
@@ -254,23 +256,15 @@ impl<S: Send + 'static> Builder<WithState<S>> {
             + Send
             + Sync
             + 'static,
+        R: RetryPolicy<E>,
     {
         let cfg = self.validate()?;
-        let retry_if = match self.retry_if {
-            None => None,
-            Some(p) => match p.downcast::<RetryIf<E>>() {
-                Ok(p) => Some(*p),
-                Err(_) => {
-                    return Err(BuildError::RetryPredicateType {
-                        expected: std::any::type_name::<E>(),
-                    })
-                }
-            },
-        };
+        let retry_if = self.retry.predicate();
         let handle = tokio::runtime::Handle::try_current().map_err(|e| {
-            BuildError::Spawn(format!(
+            // Wants its own variant (BuildError::NoRuntime) in the shared error type.
+            BuildError::Spawn(Arc::new(std::io::Error::other(format!(
                 "an async pool must be built inside a tokio runtime ({e})"
-            ))
+            ))))
         })?;
         let shared = Arc::new(Shared::new(cfg));
         let code = Arc::new(Code {
@@ -286,13 +280,13 @@ impl<S: Send + 'static> Builder<WithState<S>> {
         crew.start();
         if let Err((worker, message)) = crew.started().await {
             pool.cancel();
-            return Err(BuildError::Init { worker, message });
+            return Err(BuildError::Init(InitError::new(worker, message.into())));
         }
         Ok((jobs, results))
     }
 }
 
-impl<St> Builder<St> {
+impl<St, R> Builder<St, R> {
     fn validate(&self) -> Result<Config, BuildError> {
         let mut cfg = self.cfg.clone();
         if cfg.workers == 0 {
@@ -327,7 +321,7 @@ impl<St> Builder<St> {
     /// let (jobs, _results) = brigade::tokio::Builder::new().workers(10_000)
     ///     .build(|n: &u8, _ctx| { let n = *n; Box::pin(async move { Ok::<_, ()>(n) }) })
     ///     .await.unwrap();
-    /// assert_eq!(jobs.pool().stats().workers, 10_000);
+    /// assert_eq!(jobs.pool().stats().target_workers, 10_000);
     /// # }
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
@@ -442,7 +436,7 @@ impl<St> Builder<St> {
 
     /// Retry only the errors for which `worth_retrying` says true (the default retries
     /// every error). The predicate's error type must be the worker function's, or `build`
-    /// reports [`BuildError::RetryPredicateType`].
+    /// does not compile.
     ///
     /// # Examples
     ///
@@ -450,13 +444,16 @@ impl<St> Builder<St> {
     /// let b = brigade::tokio::Builder::new().retries(2).retry_if(|e: &std::io::Error| e.kind() == std::io::ErrorKind::TimedOut);
     /// # let _ = b;
     /// ```
-    pub fn retry_if<E: 'static, P>(mut self, worth_retrying: P) -> Self
+    pub fn retry_if<E, P>(self, worth_retrying: P) -> Builder<St, RetryWhen<E>>
     where
         P: Fn(&E) -> bool + Send + Sync + 'static,
     {
-        let p: RetryIf<E> = Arc::new(worth_retrying);
-        self.retry_if = Some(Box::new(p));
-        self
+        Builder {
+            cfg: self.cfg,
+            bad_rate: self.bad_rate,
+            retry: RetryWhen(Arc::new(worth_retrying)),
+            state: self.state,
+        }
     }
 
     /// A per-attempt time limit, and a real one: at the deadline the job's future is
@@ -520,7 +517,8 @@ impl<St> Builder<St> {
 }
 
 pub(crate) fn too_many(n: usize) -> BuildError {
-    BuildError::Spawn(format!(
+    // Not `TooManyWorkers`: its message names the thread pool's limit.
+    BuildError::Spawn(Arc::new(std::io::Error::other(format!(
         "{n} workers asked for; an async pool has at most {MAX_WORKERS}"
-    ))
+    ))))
 }

@@ -50,7 +50,7 @@ pub(crate) trait Sender<J>: Send + Sync {
     fn drop_sender(&self);
     fn close(&self);
     /// A send from one of the pool's own jobs: never waits (see [`Jobs::send`]).
-    fn from_inside(&self, job: J) -> Result<u64, J>;
+    fn send_inside(&self, job: J) -> Result<u64, J>;
 }
 
 impl<J: Send, T: Send, E: Send> Sender<J> for Shared<J, T, E> {
@@ -113,7 +113,7 @@ impl<J: Send, T: Send, E: Send> Sender<J> for Shared<J, T, E> {
         self.close_locked(&mut st);
     }
 
-    fn from_inside(&self, job: J) -> Result<u64, J> {
+    fn send_inside(&self, job: J) -> Result<u64, J> {
         let at = if self.cfg.stats {
             crate::clock::ticks()
         } else {
@@ -315,7 +315,7 @@ impl<J: Send + 'static> Jobs<J> {
         if super::pool::inside(self.pool.id()) {
             // A job of this pool waiting for room could wait for ever (every worker might be
             // doing the same): like a follow-up job, it goes past the bounds.
-            return sender.from_inside(job).map_err(|j| (j, true));
+            return sender.send_inside(job).map_err(|j| (j, true));
         }
         let mut waiting = Waiting {
             sender,

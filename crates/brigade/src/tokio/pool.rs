@@ -319,7 +319,7 @@ impl Pool {
     ///     .await.unwrap();
     /// jobs.send(1).await.unwrap();
     /// let stopped = jobs.pool().shutdown_timeout(Duration::from_millis(20)).await.unwrap();
-    /// assert_eq!(stopped, brigade::Stopped::Cancelled);
+    /// assert!(matches!(stopped, brigade::Stopped::Cancelled { .. }));
     /// # }
     /// ```
     pub async fn shutdown_timeout(&self, grace: Duration) -> Result<Stopped, WaitError> {
@@ -339,7 +339,10 @@ impl Pool {
         }
         self.cancel();
         self.wait().await?;
-        Ok(Stopped::Cancelled)
+        // The async pool drops running futures at the cancel, so no job is left running.
+        Ok(Stopped::Cancelled {
+            running: Vec::new(),
+        })
     }
 
     /// Whether the pool is finished: closed, nothing queued, nothing running.
@@ -367,7 +370,7 @@ impl Pool {
     ///     .await.unwrap();
     /// let pool = jobs.pool();
     /// pool.resize(50).unwrap();
-    /// assert_eq!(pool.stats().workers, 50);
+    /// assert_eq!(pool.stats().target_workers, 50);
     /// assert!(pool.resize(0).is_err());
     /// # }
     /// ```

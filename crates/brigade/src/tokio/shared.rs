@@ -364,7 +364,8 @@ impl<J, T, E> Shared<J, T, E> {
             timed_out: c.timed_out,
             cancelled: c.cancelled,
             retried: c.retried,
-            workers: st.target,
+            workers: st.live,
+            target_workers: st.target,
             queue_wait: st.queue_wait.percentiles(),
             run_time: st.run_time.percentiles(),
         }

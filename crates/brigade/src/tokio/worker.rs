@@ -287,7 +287,7 @@ where
     if state.is_none() {
         match init(code, ctx.worker).await {
             Ok(s) => *state = Some(s),
-            Err(m) => return not_started(Err(error::init_failed(m))),
+            Err(m) => return not_started(Err(error::init_failed(ctx.worker, m))),
         }
     }
     let cfg = &shared.cfg;
@@ -295,7 +295,10 @@ where
     let mut attempt = 0;
     let result = loop {
         let Some(st) = state.as_mut() else {
-            break Err(error::init_failed("the worker has no state".into()));
+            break Err(error::init_failed(
+                ctx.worker,
+                "the worker has no state".into(),
+            ));
         };
         attempt += 1;
         let deadline = cfg.timeout.and_then(|t| Instant::now().checked_add(t));
