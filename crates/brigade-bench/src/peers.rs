@@ -28,6 +28,9 @@ pub enum Lib {
     TokioTasks,
     /// `tokio::task::spawn_blocking` per job + a result channel.
     SpawnBlocking,
+    /// `brigade::tokio`: the async flavour, workers on tokio tasks (not in `ALL`: it runs
+    /// only in the async scenarios).
+    BrigadeAsync,
 }
 
 impl Lib {
@@ -54,6 +57,7 @@ impl Lib {
             Lib::Rayon => "rayon",
             Lib::TokioTasks => "tokio-tasks",
             Lib::SpawnBlocking => "spawn_blocking",
+            Lib::BrigadeAsync => "brigade-async",
         }
     }
 
@@ -68,11 +72,15 @@ impl Lib {
             Lib::Rayon => "rayon spawn",
             Lib::TokioTasks => "tokio-tasks",
             Lib::SpawnBlocking => "spawn_blocking",
+            Lib::BrigadeAsync => "brigade::tokio (async), stats on",
         }
     }
 
     pub fn from_id(s: &str) -> Option<Lib> {
-        Lib::ALL.into_iter().find(|l| l.id() == s)
+        Lib::ALL
+            .into_iter()
+            .chain([Lib::BrigadeAsync])
+            .find(|l| l.id() == s)
     }
 }
 
@@ -110,6 +118,7 @@ pub enum Tx<J, T, F> {
         res: mpsc::SyncSender<T>,
     },
     Brigade(brigade::Jobs<J>),
+    BrigadeAsync(brigade::tokio::Jobs<J>),
 }
 
 impl<J, T, F> Tx<J, T, F>
@@ -152,6 +161,10 @@ where
                 .send(job)
                 .map(drop)
                 .map_err(|e| format!("send refused: {e}")),
+            Tx::BrigadeAsync(jobs) => jobs
+                .send_blocking(job)
+                .map(drop)
+                .map_err(|e| format!("send refused: {e}")),
         }
     }
 }
@@ -162,9 +175,13 @@ pub enum Rx<J, T> {
     Crossbeam(crossbeam_channel::Receiver<T>),
     Tokio(tokio::sync::mpsc::Receiver<T>),
     Brigade(brigade::Results<J, T, Infallible>),
+    BrigadeAsync(
+        tokio::runtime::Handle,
+        brigade::tokio::Results<J, T, Infallible>,
+    ),
 }
 
-impl<J, T> Rx<J, T> {
+impl<J: Send + Sync, T: Send> Rx<J, T> {
     /// The next result; `None` once every sender is gone and every result read.
     #[inline]
     pub fn recv(&mut self) -> Option<Result<T, String>> {
@@ -174,6 +191,9 @@ impl<J, T> Rx<J, T> {
             Rx::Tokio(rx) => rx.blocking_recv().map(Ok),
             Rx::Brigade(rx) => rx
                 .next()
+                .map(|o| o.result.map_err(|f| format!("job {} failed: {f:?}", o.seq))),
+            Rx::BrigadeAsync(rt, rx) => rt
+                .block_on(rx.next())
                 .map(|o| o.result.map_err(|f| format!("job {} failed: {f:?}", o.seq))),
         }
     }
@@ -186,6 +206,7 @@ pub enum Guard {
     Rayon(Arc<rayon::ThreadPool>),
     Runtime(tokio::runtime::Runtime),
     Brigade(brigade::Pool),
+    BrigadeAsync(tokio::runtime::Runtime, brigade::tokio::Pool),
 }
 
 impl Guard {
@@ -207,6 +228,9 @@ impl Guard {
             Guard::Rayon(pool) => drop(pool),
             Guard::Runtime(rt) => drop(rt),
             Guard::Brigade(pool) => pool.wait().map_err(|e| format!("wait: {e}"))?,
+            Guard::BrigadeAsync(rt, pool) => {
+                rt.block_on(pool.wait()).map_err(|e| format!("wait: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -227,7 +251,7 @@ fn spawn_crew(n: usize, body: impl Fn() + Send + Sync + Clone + 'static) -> Vec<
 /// Starts `lib` with the worker function `f`.
 pub fn start<J, T, F>(lib: Lib, o: &Opts, f: F) -> Result<Started<J, T, F>, String>
 where
-    J: Copy + Send + 'static,
+    J: Copy + Send + Sync + 'static,
     T: Send + 'static,
     F: Fn(J) -> T + Send + Sync + 'static,
 {
@@ -245,6 +269,39 @@ where
                 Tx::Brigade(jobs),
                 Rx::Brigade(results),
                 Guard::Brigade(pool),
+            )
+        }
+        Lib::BrigadeAsync => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(o.runtime_threads.max(1))
+                .enable_time()
+                .build()
+                .map_err(|e| format!("runtime: {e}"))?;
+            let sleep = o.async_sleep;
+            let (jobs, results) = rt
+                .block_on(
+                    brigade::tokio::Builder::new()
+                        .workers(o.workers)
+                        .queue(o.queue)
+                        .build(move |j: &J, _ctx| {
+                            // The work itself first (a no-op or a mix), then the wait: the
+                            // future need not hold on to `f`.
+                            let v = f(*j);
+                            Box::pin(async move {
+                                if let Some(d) = sleep {
+                                    tokio::time::sleep(d).await;
+                                }
+                                Ok::<T, Infallible>(v)
+                            })
+                        }),
+                )
+                .map_err(|e| format!("build: {e}"))?;
+            let pool = results.pool();
+            let handle = rt.handle().clone();
+            (
+                Tx::BrigadeAsync(jobs),
+                Rx::BrigadeAsync(handle, results),
+                Guard::BrigadeAsync(rt, pool),
             )
         }
         Lib::Crossbeam => {

@@ -86,6 +86,45 @@
 //! assert_eq!(outcomes[1].job, "x"); // the failed job comes back: retry it or record it
 //! ```
 //!
+//! # The async flavour (feature `tokio`)
+//!
+//! For work that mostly waits (fetching URLs, sending mail, talking to a database)
+//! the seed's rule of thumb asks for far more workers than threads allow. With the
+//! `tokio` feature, `brigade::tokio` is the same pool with its workers on tokio
+//! tasks: the same options, [`Outcome`]s, [`Failure`]s and [`Stats`], crews of
+//! 100,000 workers, real timeouts (the job's future is dropped at its deadline)
+//! and an immediate cancel. The worker function returns a boxed future that may
+//! borrow the job and its context.
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::time::Duration;
+//! use brigade::Failure;
+//!
+//! let (jobs, mut results) = brigade::tokio::Builder::new()
+//!     .workers(10_000)
+//!     .timeout(Duration::from_millis(50))
+//!     .build(|ms: &u64, _ctx| Box::pin(async move {
+//!         tokio::time::sleep(Duration::from_millis(*ms)).await; // an I/O wait
+//!         Ok::<_, std::io::Error>(*ms)
+//!     }))
+//!     .await
+//!     .unwrap();
+//! jobs.send(1).await.unwrap();
+//! jobs.send(60_000).await.unwrap(); // a minute: past the timeout
+//! drop(jobs);
+//! let mut timed_out = Vec::new();
+//! while let Some(o) = results.next().await {
+//!     if matches!(o.result, Err(Failure::TimedOut)) {
+//!         timed_out.push(o.job); // the job comes back
+//!     }
+//! }
+//! assert_eq!(timed_out, [60_000]);
+//! # }
+//! # #[cfg(not(feature = "tokio"))] fn main() {}
+//! ```
+//!
 //! # The promises
 //!
 //! 1. **One outcome per job, always**, on every path: error, panic, timeout,
@@ -117,6 +156,8 @@ mod results;
 mod shared;
 mod stats;
 mod sync;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod worker;
 
 pub use builder::{Builder, NoState, WithState};
