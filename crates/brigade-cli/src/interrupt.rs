@@ -1,11 +1,11 @@
-//! Ctrl-C and SIGTERM. Once: start no new jobs, let the running ones finish,
+//! Ctrl-C, SIGTERM and SIGHUP. Once: start no new jobs, let the running ones finish,
 //! then report. Twice: stop now.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use brigade::Pool;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
@@ -13,9 +13,9 @@ static CURRENT: Mutex<Option<Pool>> = Mutex::new(None);
 type Hook = Box<dyn Fn() + Send>;
 static HARD_STOP: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
 
-/// Starts listening for SIGINT and SIGTERM. Call once, early in `main`.
+/// Starts listening for SIGINT, SIGTERM and SIGHUP (a closed terminal). Call once, early in `main`.
 pub fn install() -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new().name("brigade-signals".into()).spawn(move || {
         for _ in signals.forever() {
             if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
