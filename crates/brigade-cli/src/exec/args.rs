@@ -125,7 +125,7 @@ pub struct Args {
     /// Split stdin into blocks for the jobs' stdin (--block SIZE, or -N records each)
     #[arg(long, help_heading = "Inputs per job")]
     pub pipe: bool,
-    /// With --pipe: the block size, e.g. 1M, 64k (cut at a line end) [default: 1M]
+    /// With --pipe: the block size, e.g. 1M, 64K (1024s) or 1m, 64k (1000s), cut at a line end [default: 1M]
     #[arg(long, value_name = "SIZE", help_heading = "Inputs per job")]
     pub block: Option<String>,
 
@@ -183,7 +183,7 @@ pub struct Args {
     /// Let the jobs write straight to stdout and stderr: fastest, lines may mix
     #[arg(short = 'u', long, help_heading = "Output")]
     pub ungroup: bool,
-    /// Also save each job's stdout, stderr and number in DIR/1/INPUT/...
+    /// Save each job's stdout, stderr and number in DIR/1/INPUT/... instead of printing them
     #[arg(long, value_name = "DIR", help_heading = "Output")]
     pub results: Option<PathBuf>,
     /// Where to spool the jobs' output [default: $TMPDIR or /tmp]
@@ -446,12 +446,16 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     let v: f64 = num
         .parse()
         .map_err(|_| format!("'{text}' is not a size (try 1M, 64k or 500)"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+    // As in parallel: K, M, G count in 1024s, k, m, g in 1000s.
+    let mult = match unit.trim() {
         "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        u => return Err(format!("'{text}': unknown size unit '{u}' (use k, M or G)")),
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        u => return Err(format!("'{text}': unknown size unit '{u}' (use K, M, G for 1024s, k, m, g for 1000s)")),
     };
     let n = (v * mult) as usize;
     if n == 0 {
@@ -596,7 +600,8 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("1k"), Ok(1000));
         assert_eq!(parse_size("10"), Ok(10));
         assert!(parse_size("0").is_err());
         assert!(parse_size("2x").is_err());

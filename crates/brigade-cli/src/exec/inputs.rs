@@ -243,8 +243,8 @@ impl Split {
                     .collect(),
             );
         }
-        // Link groups: a source and the `:::+` ones after it, paired up (the
-        // shorter ones wrap around, as in parallel).
+        // Link groups: a source and the `:::+` ones after it, paired up, as
+        // long as the shortest of them (as parallel's `:::+`).
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for (i, s) in self.sources.iter().enumerate() {
             match groups.last_mut() {
@@ -255,12 +255,7 @@ impl Split {
         let lens: Vec<u64> = groups
             .iter()
             .map(|g| {
-                let lens: Vec<usize> = g.iter().map(|&i| values[i].len()).collect();
-                if lens.contains(&0) {
-                    0
-                } else {
-                    lens.into_iter().max().unwrap_or(0) as u64
-                }
+                g.iter().map(|&i| values[i].len()).min().unwrap_or(0) as u64
             })
             .collect();
         let total = lens
@@ -278,9 +273,7 @@ impl Split {
             let mut tuple = Vec::new();
             for (g, members) in groups.iter().enumerate() {
                 for &s in members {
-                    let vals = &values[s];
-                    let v = &vals[(idx[g] % vals.len() as u64) as usize];
-                    tuple.extend(v.iter().cloned());
+                    tuple.extend(values[s][idx[g] as usize].iter().cloned());
                 }
             }
             tuple
@@ -504,7 +497,7 @@ mod tests {
         assert_eq!(s.command, words(&["echo"]));
         assert_eq!(all(&s), [["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]]);
         let s = split(words(&["echo", ":::", "a", "b", "c", ":::+", "1", "2"]), &[]).unwrap();
-        assert_eq!(all(&s), [["a", "1"], ["b", "2"], ["c", "1"]]);
+        assert_eq!(all(&s), [["a", "1"], ["b", "2"]]);
         assert!(split(words(&["echo", ":::+", "1"]), &[]).is_err());
         assert!(split(words(&["echo", "::::"]), &[]).is_err());
     }

@@ -196,7 +196,7 @@ fn run_one(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecError>
                 let dir = spool::results_dir(root, &job.args);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| io_err(&format!("cannot create {}", dir.display()), e))?;
-                std::fs::write(dir.join("seq"), format!("{}\n", job.seq))
+                std::fs::write(dir.join("seq"), job.seq.to_string())
                     .map_err(|e| io_err(&format!("cannot write in {}", dir.display()), e))?;
                 let open = |n: &str| {
                     spool::kept_file(&dir.join(n))
@@ -552,6 +552,9 @@ fn print_outcome(plan: &Plan, o: &Outcome<Job, Ran, ExecError>) -> Next {
     let job = &o.job;
     let tag = (plan.tag && plan.mode == OutputMode::Group).then(|| tag_of(&job.args));
     let show = |ran: &Ran| -> io::Result<()> {
+        if plan.results.is_some() {
+            return Ok(()); // saved in the results folder, as parallel does
+        }
         ran.out.copy_to(&mut io::stdout().lock(), tag.as_deref())?;
         ran.err.copy_to(&mut io::stderr().lock(), tag.as_deref())
     };

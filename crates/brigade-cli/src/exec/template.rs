@@ -173,21 +173,26 @@ fn is_plain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-_./,:+@%^=".contains(&b) || b >= 0x80
 }
 
-/// Quotes a value for `sh`, leaving plain words as they are.
+/// Quotes a value for `sh` the way GNU parallel does: plain words as they
+/// are, the rest in single quotes, a `'` itself as `"'"`.
 pub fn shell_quote(s: &[u8]) -> Vec<u8> {
-    if !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_./,:+@%".contains(&b)) {
+    if !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b"+_-/.".contains(&b)) {
         return s.to_vec();
     }
+    if s.is_empty() {
+        return b"''".to_vec();
+    }
     let mut out = Vec::with_capacity(s.len() + 2);
-    out.push(b'\'');
-    for &b in s {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(b);
+    for (i, part) in s.split(|&b| b == b'\'').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\"'\"");
+        }
+        if !part.is_empty() {
+            out.push(b'\'');
+            out.extend_from_slice(part);
+            out.push(b'\'');
         }
     }
-    out.push(b'\'');
     out
 }
 
@@ -372,9 +377,11 @@ fn word_frags(pieces: &[Piece], f: &Fill, args: &[Vec<u8>], out: &mut Vec<Frag>)
                     out.push(Frag::Val(t.apply(a)));
                 }
             }
+            // Past the last input: nothing at all, not even an empty word (as parallel).
             Piece::Value(Some(n), t) => {
-                let v = f.args.get(n - 1).map(|a| t.apply(a)).unwrap_or_default();
-                out.push(Frag::Val(v));
+                if let Some(a) = f.args.get(n - 1) {
+                    out.push(Frag::Val(t.apply(a)));
+                }
             }
         }
     }
@@ -511,13 +518,14 @@ mod tests {
         assert_eq!(direct(&tpl(&["ls   -l"]), &["a"], 1), ["ls", "-l", "a"]);
         assert_eq!(direct(&tpl(&["cat", "x{}y"]), &["1", "2"], 1), ["cat", "x1", "2y"]);
         assert_eq!(direct(&tpl(&["cat", "{2}-{1}"]), &["a", "b"], 1), ["cat", "b-a"]);
-        assert_eq!(direct(&tpl(&["cat", "{3}"]), &["a"], 1), ["cat", ""]);
+        assert_eq!(direct(&tpl(&["cat", "{3}"]), &["a"], 1), ["cat"]);
+        assert_eq!(direct(&tpl(&["cat", "x{3}"]), &["a"], 1), ["cat", "x"]);
     }
 
     #[test]
     fn shell_syntax_goes_through_sh_with_inputs_quoted() {
         let t = tpl(&["echo {} > {.}.out"]);
-        assert_eq!(shell(&t, &["it's.txt"]), r"echo 'it'\''s.txt' > 'it'\''s'.out");
+        assert_eq!(shell(&t, &["it's.txt"]), r#"echo 'it'"'"'s.txt' > 'it'"'"'s'.out"#);
         assert_eq!(shell(&tpl(&["echo"]), &["a b"]), "echo 'a b'");
         assert_eq!(shell(&tpl(&["cd", "/"]), &["a"]), "cd / a");
         assert_eq!(shell(&tpl(&["wc", "-l", "$HOME"]), &["a"]), "wc -l $HOME a");
