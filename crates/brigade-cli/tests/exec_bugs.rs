@@ -14,14 +14,27 @@ use exec_support::*;
 fn attached_and_combined_short_options_parse_as_options() {
     let dir = tempfile::tempdir().unwrap();
     let out = exec_in(dir.path(), &["-j3", "--quiet", "echo", ":::", "a"], b"");
-    assert_eq!((out.status.code(), text(&out.stdout)), (Some(0), "a\n".into()), "{}", text(&out.stderr));
-    let out = exec_in(dir.path(), &["-kj3", "--quiet", "echo", ":::", "a", "b"], b"");
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "a\n".into()),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = exec_in(
+        dir.path(),
+        &["-kj3", "--quiet", "echo", ":::", "a", "b"],
+        b"",
+    );
     assert_eq!(text(&out.stdout), "a\nb\n", "{}", text(&out.stderr));
     let out = exec_in(dir.path(), &["-j=3", "--quiet", "echo", ":::", "a"], b"");
     assert_eq!(text(&out.stdout), "a\n", "{}", text(&out.stderr));
 
     // -j3 before --dry-run: the dry run still runs nothing.
-    let out = exec_in(dir.path(), &["-j3", "--dry-run", "touch", "made.{}", ":::", "a"], b"");
+    let out = exec_in(
+        dir.path(),
+        &["-j3", "--dry-run", "touch", "made.{}", ":::", "a"],
+        b"",
+    );
     assert_eq!(text(&out.stdout), "touch made.a\n", "{}", text(&out.stderr));
     assert!(!dir.path().join("made.a").exists(), "--dry-run ran the job");
 
@@ -31,7 +44,12 @@ fn attached_and_combined_short_options_parse_as_options() {
         let mut args = a.clone();
         args.extend(["--quiet", "-k", "echo", "got"]);
         let out = exec_in(dir.path(), &args, b"not this\n");
-        assert_eq!(text(&out.stdout), "got u1\ngot u2\n", "{a:?}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "got u1\ngot u2\n",
+            "{a:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -41,7 +59,11 @@ fn an_unknown_option_before_the_command_is_a_usage_error() {
     for bad in ["--bogus", "-Y"] {
         let out = exec_in(dir.path(), &[bad, "touch", "ran", ":::", "a"], b"");
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
-        assert!(text(&out.stderr).contains(bad), "{bad}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(bad),
+            "{bad}: {}",
+            text(&out.stderr)
+        );
         assert!(!dir.path().join("ran").exists(), "{bad} became the command");
     }
     // After the command, options belong to it.
@@ -54,17 +76,29 @@ fn inputs_are_bytes_from_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     // A file name that is not UTF-8, from stdin (find's output) and after :::.
     let name = b"caf\xe9 \xff.txt";
-    let out = exec_in(dir.path(), &["--quiet", "-k", "printf", "%s,"], &[name.as_slice(), b"\n"].concat());
+    let out = exec_in(
+        dir.path(),
+        &["--quiet", "-k", "printf", "%s,"],
+        &[name.as_slice(), b"\n"].concat(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(out.stdout, [name.as_slice(), b","].concat());
 
     let out = exec_in(
         dir.path(),
-        &[OsStr::new("--quiet"), OsStr::new("touch"), OsStr::new(":::"), OsStr::from_bytes(name)],
+        &[
+            OsStr::new("--quiet"),
+            OsStr::new("touch"),
+            OsStr::new(":::"),
+            OsStr::from_bytes(name),
+        ],
         b"",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(dir.path().join(OsStr::from_bytes(name)).exists(), "the file was made under a mangled name");
+    assert!(
+        dir.path().join(OsStr::from_bytes(name)).exists(),
+        "the file was made under a mangled name"
+    );
 
     write(dir.path(), "list", &[name.as_slice(), b"\n"].concat());
     let out = exec_in(dir.path(), &["--quiet", "-a", "list", "printf", "%s,"], b"");
@@ -78,14 +112,20 @@ fn a_job_ends_when_its_process_exits_not_when_its_output_closes() {
     // releases it, which the test does only after brigade has exited.
     // (-q sh -c SCRIPT {}: the same job before and after the fix.)
     let script = "(while [ ! -e release ]; do sleep 0.05; done) & echo started $0";
-    let child = Command::new(bin())
-        .args(["exec", "-q", "--timeout", "60s", "sh", "-c", script, "{}", ":::", "x"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_exec(
+        dir.path(),
+        &[
+            "-q",
+            "--timeout",
+            "60s",
+            "sh",
+            "-c",
+            script,
+            "{}",
+            ":::",
+            "x",
+        ],
+    );
     // Read what brigade prints without waiting for the pipe to close: the
     // leftover child shares it.
     let pid = child.id();
@@ -108,7 +148,11 @@ fn a_job_ends_when_its_process_exits_not_when_its_output_closes() {
     let mut child = child;
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    assert_eq!(status, Some(0), "brigade waited for the leftover child (or failed)");
+    assert_eq!(
+        status,
+        Some(0),
+        "brigade waited for the leftover child (or failed)"
+    );
     assert_eq!(out, "started x\n");
 }
 
@@ -117,7 +161,9 @@ fn joblog_rows_are_written_as_jobs_end() {
     let dir = tempfile::tempdir().unwrap();
     let script = "if [ $0 = hold ]; then while [ ! -e release ]; do sleep 0.05; done; fi";
     let child = Command::new(bin())
-        .args(["exec", "-q", "-j", "2", "--joblog", "log", "sh", "-c", script, "{}"])
+        .args([
+            "exec", "-q", "-j", "2", "--joblog", "log", "sh", "-c", script, "{}",
+        ])
         .args([":::", "hold", "1", "2", "3", "4", "5"])
         .current_dir(dir.path())
         .stdin(Stdio::null())
@@ -130,7 +176,10 @@ fn joblog_rows_are_written_as_jobs_end() {
     let log = dir.path().join("log");
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let rows = loop {
-        let rows = std::fs::read_to_string(&log).unwrap_or_default().lines().count();
+        let rows = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count();
         if rows >= 6 || std::time::Instant::now() > until {
             break rows;
         }
@@ -147,14 +196,12 @@ fn joblog_rows_are_written_as_jobs_end() {
 fn sighup_is_treated_like_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let script = "touch started.$0; while [ ! -e release ]; do sleep 0.05; done; echo done $0";
-    let child = Command::new(bin())
-        .args(["exec", "-q", "--json", "-j", "1", "sh", "-c", script, "{}", ":::", "1", "2", "3"])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_exec(
+        dir.path(),
+        &[
+            "-q", "--json", "-j", "1", "sh", "-c", script, "{}", ":::", "1", "2", "3",
+        ],
+    );
     wait_for_file(&dir.path().join("started.1"), 30);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -165,10 +212,24 @@ fn sighup_is_treated_like_sigterm() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     std::fs::write(dir.path().join("release"), b"").unwrap();
     let out = wait_or_fail(child, 30);
-    assert_eq!(out.status.code(), Some(130), "{:?} {}", out.status, text(&out.stderr));
-    assert_eq!(text(&out.stdout), "done 1\n", "the running job was let finish");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "done 1\n",
+        "the running job was let finish"
+    );
     let v = json_summary(&out);
-    assert_eq!((v["succeeded"].as_u64(), v["never_started"].as_u64()), (Some(1), Some(2)), "{v}");
+    assert_eq!(
+        (v["succeeded"].as_u64(), v["never_started"].as_u64()),
+        (Some(1), Some(2)),
+        "{v}"
+    );
 }
 
 #[test]
@@ -195,7 +256,11 @@ fn a_zero_timeout_is_refused() {
     for t in ["0", "0s", "0ms"] {
         let out = brigade(&["exec", "--timeout", t, "true", ":::", "x"]);
         assert_eq!(out.status.code(), Some(2), "{t}");
-        assert!(text(&out.stderr).contains(&format!("'{t}'")), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("'{t}'")),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -203,13 +268,22 @@ fn a_zero_timeout_is_refused() {
 fn the_json_summary_never_mixes_with_job_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = exec_in(dir.path(), &["--json", "-k", "echo", ":::", "a", "b"], b"");
-    assert_eq!(text(&out.stdout), "a\nb\n", "stdout is the jobs' output only");
+    assert_eq!(
+        text(&out.stdout),
+        "a\nb\n",
+        "stdout is the jobs' output only"
+    );
     let v = json_summary(&out);
     assert_eq!(v["succeeded"], 2);
 
-    let out = exec_in(dir.path(), &["--json-file", "sum.json", "-k", "echo", ":::", "a"], b"");
+    let out = exec_in(
+        dir.path(),
+        &["--json-file", "sum.json", "-k", "echo", ":::", "a"],
+        b"",
+    );
     assert_eq!(text(&out.stdout), "a\n");
     let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sum.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sum.json")).unwrap())
+            .unwrap();
     assert_eq!(v["succeeded"], 1);
 }

@@ -16,7 +16,9 @@ fn large_outputs_are_spooled_not_held_in_memory() {
     // (-q sh -c SCRIPT {}: the same job before and after the fix.)
     let job = format!("head -c {size} /dev/zero");
     let status = Command::new(bin())
-        .args(["exec", "-q", "-k", "-j", "2", "sh", "-c", &job, "{}", ":::", "a", "b"])
+        .args([
+            "exec", "-q", "-k", "-j", "2", "sh", "-c", &job, "{}", ":::", "a", "b",
+        ])
         .env("TMPDIR", dir.path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
@@ -29,7 +31,8 @@ fn large_outputs_are_spooled_not_held_in_memory() {
         "every byte reached stdout"
     );
     // The largest resident set among the children waited for: brigade (head is small).
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
     let peak_mib = usage.max_rss() / 1024;
     assert!(
         peak_mib < 64,

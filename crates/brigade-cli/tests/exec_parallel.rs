@@ -59,7 +59,11 @@ fn sorted_lines(b: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn run_tool(parallel: Option<&Path>, dir: &Path, case: &Case) -> Output {
-    let args: Vec<OsString> = case.args.iter().map(|a| OsString::from_vec(a.clone())).collect();
+    let args: Vec<OsString> = case
+        .args
+        .iter()
+        .map(|a| OsString::from_vec(a.clone()))
+        .collect();
     let mut cmd = match parallel {
         Some(p) => {
             let mut c = Command::new(p);
@@ -81,7 +85,9 @@ fn run_tool(parallel: Option<&Path>, dir: &Path, case: &Case) -> Output {
 
 /// Runs every case through both tools; fails listing every difference.
 fn check(cases: Vec<Case>) {
-    let Some(parallel) = gnu_parallel() else { return };
+    let Some(parallel) = gnu_parallel() else {
+        return;
+    };
     let mut bad = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
@@ -122,7 +128,13 @@ fn check(cases: Vec<Case>) {
             ));
         }
     }
-    assert!(bad.is_empty(), "{} of {} cases differ:\n{}", bad.len(), cases.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {} cases differ:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -130,17 +142,25 @@ fn replacement_strings() {
     check(vec![
         c(&["echo", ":::", "a", "b", "c"]).sorted(),
         c(&["-k", "echo", "{}", ":::", "a", "b", "c"]),
-        c(&["-k", "echo", "{.}", ":::", "a.txt", "b.tar.gz", "c", ".hidden", "d.x/y"]),
+        c(&[
+            "-k", "echo", "{.}", ":::", "a.txt", "b.tar.gz", "c", ".hidden", "d.x/y",
+        ]),
         c(&["-k", "echo", "{/}", ":::", "/x/y.txt", "y", "a/b/"]),
-        c(&["-k", "echo", "{//}", ":::", "/x/y.txt", "y", "a/b/c", "/a/b/", "/"]),
+        c(&[
+            "-k", "echo", "{//}", ":::", "/x/y.txt", "y", "a/b/c", "/a/b/", "/",
+        ]),
         c(&["-k", "echo", "{/.}", ":::", "/x/y.txt", "a.b.c", "x/.y"]),
         c(&["-k", "echo", "{#}", "{}", ":::", "a", "b", "c"]),
         c(&["-k", "-j1", "echo", "{%}", "{}", ":::", "a", "b"]),
         c(&["-k", "echo", "pre-{}-post", ":::", "a", "b"]),
         c(&["-k", "echo", "{}", "{}", "{.}", ":::", "a b.txt"]),
         c(&["-k", "echo", "x{}y", ":::", ""]),
-        c(&["-k", "echo", "{1.}", "{2/}", ":::", "a.x", "b.y", ":::", "d/e"]),
-        c(&["-k", "echo", "{2}", "{1}", "{3}", ":::", "a", "b", ":::", "1"]),
+        c(&[
+            "-k", "echo", "{1.}", "{2/}", ":::", "a.x", "b.y", ":::", "d/e",
+        ]),
+        c(&[
+            "-k", "echo", "{2}", "{1}", "{3}", ":::", "a", "b", ":::", "1",
+        ]),
     ]);
 }
 
@@ -148,8 +168,12 @@ fn replacement_strings() {
 fn input_sources() {
     check(vec![
         c(&["-k", "echo", "{1}-{2}", ":::", "a", "b", ":::", "1", "2"]),
-        c(&["-k", "echo", ":::", "a", "b", ":::", "1", "2", ":::", "x", "y"]),
-        c(&["-k", "echo", "{2}", "{1}", ":::", "a", "b", ":::+", "1", "2"]),
+        c(&[
+            "-k", "echo", ":::", "a", "b", ":::", "1", "2", ":::", "x", "y",
+        ]),
+        c(&[
+            "-k", "echo", "{2}", "{1}", ":::", "a", "b", ":::+", "1", "2",
+        ]),
         c(&["-k", "echo", ":::", "a", "b", "c", ":::+", "1", "2"]),
         c(&["-k", "echo", "x{}y", ":::", "a", "b", ":::", "1", "2"]),
         c(&["-k", "echo"]).stdin("a\nb\nc\n"),
@@ -160,18 +184,28 @@ fn input_sources() {
         c(&["-k", "--null", "printf", "%s,", "{}"]).stdin("x\ny\0z\0"),
         c(&["-k", "-d", ",", "echo", "[{}]"]).stdin("a,b,c"),
         c(&["-k", "-a", "f1", "echo"]).file("f1", "p\nq\n"),
-        c(&["-k", "-a", "f1", "-a", "f2", "echo"]).file("f1", "p\nq\n").file("f2", "1\n2\n"),
+        c(&["-k", "-a", "f1", "-a", "f2", "echo"])
+            .file("f1", "p\nq\n")
+            .file("f2", "1\n2\n"),
         c(&["-k", "echo", "::::", "f1"]).file("f1", "p\nq\n"),
-        c(&["-k", "echo", "::::", "f1", "f2"]).file("f1", "p\nq\n").file("f2", "1\n2\n"),
+        c(&["-k", "echo", "::::", "f1", "f2"])
+            .file("f1", "p\nq\n")
+            .file("f2", "1\n2\n"),
         c(&["-k", "echo", "::::", "f1", ":::", "x", "y"]).file("f1", "p\nq\n"),
-        c(&["-k", "echo", "::::", "f1", "::::+", "f2"]).file("f1", "p\nq\n").file("f2", "1\n2\n"),
+        c(&["-k", "echo", "::::", "f1", "::::+", "f2"])
+            .file("f1", "p\nq\n")
+            .file("f2", "1\n2\n"),
         c(&["-k", "echo", "[{}]", "::::", "f1"]).file("f1", "dos\r\nline\r\n"),
         c(&["-k", "--colsep", ",", "echo", "{2}:{1}"]).stdin("a,b\nc,d\n"),
         c(&["-k", "--colsep", "\\t", "echo", "{1}"]).stdin("a\tb\nc\td\n"),
         c(&["-k", "--colsep", " +", "echo", "{3}"]).stdin("a  b   c\nd e f\n"),
-        c(&["-k", "--colsep", ",", "--header", ":", "echo", "{name}", "is", "{age}"])
-            .stdin("name,age\nann,31\nbob,42\n"),
-        c(&["-k", "--header", ":", "echo", "{x}-{y}", ":::", "x", "1", "2", ":::", "y", "a", "b"]),
+        c(&[
+            "-k", "--colsep", ",", "--header", ":", "echo", "{name}", "is", "{age}",
+        ])
+        .stdin("name,age\nann,31\nbob,42\n"),
+        c(&[
+            "-k", "--header", ":", "echo", "{x}-{y}", ":::", "x", "1", "2", ":::", "y", "a", "b",
+        ]),
     ]);
 }
 
@@ -180,8 +214,21 @@ fn several_inputs_per_job() {
     check(vec![
         c(&["-k", "-j1", "-X", "echo", ":::", "1", "2", "3", "4", "5"]),
         c(&["-k", "-j1", "-m", "echo", ":::", "1", "2", "3"]),
-        c(&["-k", "-j2", "-X", "echo", "pre{}post", ":::", "1", "2", "3", "4"]),
-        c(&["-k", "-j3", "-m", "echo", "[{}]", ":::", "1", "2", "3", "4", "5"]),
+        c(&[
+            "-k",
+            "-j2",
+            "-X",
+            "echo",
+            "pre{}post",
+            ":::",
+            "1",
+            "2",
+            "3",
+            "4",
+        ]),
+        c(&[
+            "-k", "-j3", "-m", "echo", "[{}]", ":::", "1", "2", "3", "4", "5",
+        ]),
         c(&["-k", "-n2", "echo", ":::", "1", "2", "3", "4", "5"]),
         c(&["-k", "-n2", "echo", "x{}y", ":::", "1", "2", "3"]),
         c(&["-k", "-N2", "echo", "{1}+{2}", ":::", "1", "2", "3"]),
@@ -195,18 +242,56 @@ fn the_shell_and_quoting() {
     check(vec![
         c(&["-k", "echo {} | tr a-z A-Z", ":::", "abc", "def"]),
         c(&["-k", "echo {}; echo again {}", ":::", "a", "b"]),
-        c(&["-k", "echo", ":::", "it's", "a\"b", "a b", "$HOME", "`id`", "*", "a;b", "a|b"]),
+        c(&[
+            "-k", "echo", ":::", "it's", "a\"b", "a b", "$HOME", "`id`", "*", "a;b", "a|b",
+        ]),
         c(&["-k", "echo", ":::", "a  b", " lead", "trail ", "tab\there"]),
         c(&["-k", "printf", "%s,\\n", ":::", "a\\nb", "x\\ty"]),
         c(&["-k", "echo", ":::", "a\\b"]),
-        c(&["-k", "echo", "{}", ">", "out.{#};", "cat", "out.{#}", ":::", "x y", "z"]),
+        c(&[
+            "-k", "echo", "{}", ">", "out.{#};", "cat", "out.{#}", ":::", "x y", "z",
+        ]),
         c(&["-k", "-q", "printf", "%s|%s\\n", "a b", ":::", "x", "y z"]),
-        c(&["-k", "-q", "sh", "-c", "echo \"$0-$1\"", "{}", "x", ":::", "a", "b c"]),
+        c(&[
+            "-k",
+            "-q",
+            "sh",
+            "-c",
+            "echo \"$0-$1\"",
+            "{}",
+            "x",
+            ":::",
+            "a",
+            "b c",
+        ]),
         c(&["-k", ":::", "echo a", "echo b; echo c"]),
         c(&["-k", "FOO=bar", "sh", "-c", "'echo $FOO {}'", ":::", "1"]),
-        c(&["-k", "test", "-n", "{}", "&&", "echo", "yes", "{}", ":::", "a", ""]),
-        c(&["-k", "--dry-run", "echo", ":::", "a b", "it's", "$x", "é", "a,b", "a+b", "'", ""]),
-        c(&["-k", "--dry-run", "cp", "{}", "{.}.bak", ":::", "one two.txt"]),
+        c(&[
+            "-k", "test", "-n", "{}", "&&", "echo", "yes", "{}", ":::", "a", "",
+        ]),
+        c(&[
+            "-k",
+            "--dry-run",
+            "echo",
+            ":::",
+            "a b",
+            "it's",
+            "$x",
+            "é",
+            "a,b",
+            "a+b",
+            "'",
+            "",
+        ]),
+        c(&[
+            "-k",
+            "--dry-run",
+            "cp",
+            "{}",
+            "{.}.bak",
+            ":::",
+            "one two.txt",
+        ]),
     ]);
 }
 
@@ -214,9 +299,19 @@ fn the_shell_and_quoting() {
 fn unicode_and_bytes() {
     check(vec![
         c(&["-k", "echo", ":::", "héllo", "日本語", "🎉", "ÅÄÖ"]),
-        c(&["-k", "echo", "{.}", "{/}", ":::", "dir/файл.txt", "名前.tar.gz"]),
+        c(&[
+            "-k",
+            "echo",
+            "{.}",
+            "{/}",
+            ":::",
+            "dir/файл.txt",
+            "名前.tar.gz",
+        ]),
         c(&["-k", "echo", "«{}»"]).stdin("ça\nva\n"),
-        c(&["-k", "printf", "%s,", ":::"]).arg_bytes(b"caf\xe9").arg_bytes(b"\xff\xfe"),
+        c(&["-k", "printf", "%s,", ":::"])
+            .arg_bytes(b"caf\xe9")
+            .arg_bytes(b"\xff\xfe"),
         c(&["-k", "printf", "%s,"]).stdin(b"caf\xe9\n\xff\n".as_slice()),
         c(&["-k", "-0", "printf", "%s,"]).stdin(b"new\nline\0\xe9\0".as_slice()),
     ]);
@@ -292,18 +387,38 @@ fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn results_folders_match() {
-    let Some(parallel) = gnu_parallel() else { return };
+    let Some(parallel) = gnu_parallel() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let case = c(&[
-        "--results", "res", "sh -c 'echo out {1} {2}; echo err {1} >&2'", ":::", "a/b", "c\\d", "e f",
-        ":::", "1", "2",
+        "--results",
+        "res",
+        "sh -c 'echo out {1} {2}; echo err {1} >&2'",
+        ":::",
+        "a/b",
+        "c\\d",
+        "e f",
+        ":::",
+        "1",
+        "2",
     ]);
     let want = run_tool(Some(&parallel), dir.path(), &case);
     std::fs::rename(dir.path().join("res"), dir.path().join("want")).unwrap();
     let got = run_tool(None, dir.path(), &case);
-    assert!(want.status.success() && got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
-    assert_eq!(got.stdout, want.stdout, "--results prints nothing on stdout");
-    let (want, got) = (tree(&dir.path().join("want")), tree(&dir.path().join("res")));
+    assert!(
+        want.status.success() && got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert_eq!(
+        got.stdout, want.stdout,
+        "--results prints nothing on stdout"
+    );
+    let (want, got) = (
+        tree(&dir.path().join("want")),
+        tree(&dir.path().join("res")),
+    );
     assert_eq!(want.len(), 6 * 3, "{want:?}");
     assert_eq!(got, want);
 }

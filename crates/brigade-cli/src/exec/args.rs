@@ -162,13 +162,23 @@ pub struct Args {
     #[arg(long, value_name = "SEQ", value_parser = parse_termseq, help_heading = "The job set")]
     pub termseq: Option<TermSeq>,
     /// Attempts per job in all, as in GNU parallel (1 = no retry)
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "The job set")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "The job set"
+    )]
     pub retries: u32,
     /// Start at most this many jobs per second, e.g. 10/s, 600/m
     #[arg(long, value_name = "N/s", value_parser = parse_rate, help_heading = "The job set")]
     pub rate: Option<f64>,
     /// Jobs waiting in the queue before the input is held back
-    #[arg(long, value_name = "N", default_value_t = 1024, help_heading = "The job set")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1024,
+        help_heading = "The job set"
+    )]
     pub queue: usize,
 
     /// Print outputs in input order, not completion order
@@ -244,7 +254,9 @@ impl Jobs {
             Jobs::Exactly(n) => n,
             Jobs::PercentOfCores(p) => (cores as f64 * p / 100.0).floor() as usize,
             Jobs::CoresPlus(d) => (cores as i64).saturating_add(d).max(1) as usize,
-            Jobs::AsManyAsPossible => total.map_or(MAX_WORKERS, |t| t.min(MAX_WORKERS as u64) as usize),
+            Jobs::AsManyAsPossible => {
+                total.map_or(MAX_WORKERS, |t| t.min(MAX_WORKERS as u64) as usize)
+            }
         };
         n.max(1)
     }
@@ -256,7 +268,9 @@ fn parse_jobs(text: &str) -> Result<Jobs, String> {
     if let Some(p) = t.strip_suffix('%') {
         let v: f64 = p.parse().map_err(|_| bad())?;
         if !(v.is_finite() && v > 0.0) {
-            return Err(format!("'{text}': a percentage of the cores must be positive"));
+            return Err(format!(
+                "'{text}': a percentage of the cores must be positive"
+            ));
         }
         return Ok(Jobs::PercentOfCores(v));
     }
@@ -331,12 +345,18 @@ impl Halt {
 
 fn parse_halt(text: &str) -> Result<Halt, String> {
     let bad = || {
-        format!("'{text}' is not a --halt (try now,fail=1, soon,fail=10%, now,success=1, soon,done=5)")
+        format!(
+            "'{text}' is not a --halt (try now,fail=1, soon,fail=10%, now,success=1, soon,done=5)"
+        )
     };
     let t = text.trim();
     // parallel's numeric shorthands: 1 = soon,fail=1; 2 = now,fail=1.
     match t {
-        "0" | "never" => return Err(format!("'{text}': --halt never is the default; leave it out")),
+        "0" | "never" => {
+            return Err(format!(
+                "'{text}': --halt never is the default; leave it out"
+            ))
+        }
         "1" => return parse_halt("soon,fail=1"),
         "2" => return parse_halt("now,fail=1"),
         _ => {}
@@ -455,7 +475,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "k" => 1e3,
         "m" => 1e6,
         "g" => 1e9,
-        u => return Err(format!("'{text}': unknown size unit '{u}' (use K, M, G for 1024s, k, m, g for 1000s)")),
+        u => {
+            return Err(format!(
+                "'{text}': unknown size unit '{u}' (use K, M, G for 1024s, k, m, g for 1000s)"
+            ))
+        }
     };
     let n = (v * mult) as usize;
     if n == 0 {
@@ -497,7 +521,9 @@ impl Args {
             return Err("--queue 0: the queue needs room for at least one job".into());
         }
         if self.header.as_deref().is_some_and(|h| h != ":") {
-            return Err("--header: only ':' (the first input of each source names it) is supported".into());
+            return Err(
+                "--header: only ':' (the first input of each source names it) is supported".into(),
+            );
         }
         if (self.resume || self.resume_failed) && self.joblog.is_none() {
             return Err("--resume and --resume-failed need --joblog FILE".into());
@@ -528,7 +554,8 @@ impl Args {
             workers: Some(workers),
             queue: self.queue,
             retries: self.retries - 1,
-            timeout: self.timeout,
+            // Timeouts are the killer's: the pool would report them without waiting for the process.
+            timeout: None,
             rate: self.rate,
             fail_fast: false,
             json: self.json || self.json_file.is_some(),
@@ -573,7 +600,13 @@ mod tests {
         assert!(h.reached(2, 5, Some(10)));
         assert!(!h.reached(1, 5, Some(10)));
         assert_eq!(parse_halt("2").unwrap(), parse_halt("now,fail=1").unwrap());
-        for bad in ["later,fail=1", "now,fail=0", "now", "soon,oops=1", "now,fail=120%"] {
+        for bad in [
+            "later,fail=1",
+            "now,fail=0",
+            "now",
+            "soon,oops=1",
+            "now,fail=120%",
+        ] {
             assert!(parse_halt(bad).is_err(), "{bad}");
         }
     }

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -151,7 +151,7 @@ pub struct Inputs {
     pub read_failed: Arc<AtomicBool>,
 }
 
-fn open(p: &PathBuf) -> Result<Box<dyn Read + Send>, String> {
+fn open(p: &Path) -> Result<Box<dyn Read + Send>, String> {
     if p.as_os_str() == "-" {
         return Ok(Box::new(io::stdin()));
     }
@@ -160,7 +160,7 @@ fn open(p: &PathBuf) -> Result<Box<dyn Read + Send>, String> {
         .map_err(|e| format!("cannot read the input file {}: {e}", p.display()))
 }
 
-fn name(p: &PathBuf) -> String {
+fn name(p: &Path) -> String {
     if p.as_os_str() == "-" {
         "stdin".into()
     } else {
@@ -180,7 +180,9 @@ fn records(
         .map_while(move |rec| match rec {
             Ok(v) => Some(v),
             Err(e) => {
-                eprintln!("brigade exec: reading {what} failed: {e}; no more inputs are read from it");
+                eprintln!(
+                    "brigade exec: reading {what} failed: {e}; no more inputs are read from it"
+                );
                 failed.store(true, Ordering::SeqCst);
                 None
             }
@@ -254,9 +256,7 @@ impl Split {
         }
         let lens: Vec<u64> = groups
             .iter()
-            .map(|g| {
-                g.iter().map(|&i| values[i].len()).min().unwrap_or(0) as u64
-            })
+            .map(|g| g.iter().map(|&i| values[i].len()).min().unwrap_or(0) as u64)
             .collect();
         let total = lens
             .iter()
@@ -487,7 +487,11 @@ mod tests {
         s.inputs(&how)
             .unwrap()
             .tuples
-            .map(|t| t.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+            .map(|t| {
+                t.iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            })
             .collect()
     }
 
@@ -496,7 +500,11 @@ mod tests {
         let s = split(words(&["echo", ":::", "a", "b", ":::", "1", "2"]), &[]).unwrap();
         assert_eq!(s.command, words(&["echo"]));
         assert_eq!(all(&s), [["a", "1"], ["a", "2"], ["b", "1"], ["b", "2"]]);
-        let s = split(words(&["echo", ":::", "a", "b", "c", ":::+", "1", "2"]), &[]).unwrap();
+        let s = split(
+            words(&["echo", ":::", "a", "b", "c", ":::+", "1", "2"]),
+            &[],
+        )
+        .unwrap();
         assert_eq!(all(&s), [["a", "1"], ["b", "2"]]);
         assert!(split(words(&["echo", ":::+", "1"]), &[]).is_err());
         assert!(split(words(&["echo", "::::"]), &[]).is_err());
@@ -516,18 +524,30 @@ mod tests {
         let (it, n) = jobs(Box::new(t.clone().into_iter()), Some(5), Packing::Up(2));
         let got: Vec<usize> = it.map(|j| j.args.len()).collect();
         assert_eq!((got, n), (vec![2, 2, 1], Some(3)));
-        let (it, _) = jobs(Box::new(t.into_iter()), Some(5), Packing::Fill { workers: 2 });
+        let (it, _) = jobs(
+            Box::new(t.into_iter()),
+            Some(5),
+            Packing::Fill { workers: 2 },
+        );
         let got: Vec<usize> = it.map(|j| j.args.len()).collect();
         assert_eq!(got, [3, 2]);
     }
 
     #[test]
     fn pipe_blocks_cut_at_line_ends() {
-        let data: Vec<u8> = (1..=10).flat_map(|i| format!("{i}\n").into_bytes()).collect();
-        let f = Arc::new(AtomicBool::new(false));
-        let sizes: Vec<usize> = blocks(Box::new(io::Cursor::new(data.clone())), "t".into(), 6, None, f.clone())
-            .map(|j| j.stdin.unwrap().len())
+        let data: Vec<u8> = (1..=10)
+            .flat_map(|i| format!("{i}\n").into_bytes())
             .collect();
+        let f = Arc::new(AtomicBool::new(false));
+        let sizes: Vec<usize> = blocks(
+            Box::new(io::Cursor::new(data.clone())),
+            "t".into(),
+            6,
+            None,
+            f.clone(),
+        )
+        .map(|j| j.stdin.unwrap().len())
+        .collect();
         assert_eq!(sizes, [6, 6, 6, 3]);
         let lines: Vec<usize> = blocks(Box::new(io::Cursor::new(data)), "t".into(), 1, Some(3), f)
             .map(|j| j.stdin.unwrap().iter().filter(|&&b| b == b'\n').count())

@@ -148,6 +148,10 @@ mod tests {
         let (_, done) = Joblog::open(&p, true).unwrap();
         assert_eq!(done.get(&1), Some(&true));
         assert_eq!(done.get(&2), Some(&false));
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), text, "resuming keeps the rows");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            text,
+            "resuming keeps the rows"
+        );
     }
 }

@@ -21,10 +21,10 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use brigade::{Builder, Context, Failure, Outcome};
+use brigade::{Builder, Context, Failure, Outcome, Pool};
 use regex::bytes::Regex;
 
 use crate::interrupt;
@@ -32,7 +32,7 @@ use crate::run::{self, exit, Next};
 use crate::units::human;
 
 pub use args::Args;
-use args::{HaltOn, OutputMode};
+use args::{Halt, HaltOn, OutputMode};
 use inputs::{Job, Packing};
 use joblog::{Joblog, Row};
 use killer::Killer;
@@ -96,6 +96,66 @@ impl Delay {
     }
 }
 
+/// --halt, decided by the worker that ends a job, before it takes the next.
+struct Halting {
+    rule: Halt,
+    total: Option<u64>,
+    state: Mutex<HaltState>,
+    pool: OnceLock<Pool>,
+}
+
+#[derive(Default)]
+struct HaltState {
+    done: u64,
+    ok: u64,
+    failed: u64,
+    halted: Option<HaltOn>,
+}
+
+impl Halting {
+    /// Counts a job's final result; halts when the rule says so.
+    fn count(&self, ok: bool, killer: &Killer) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.done += 1;
+        if ok {
+            st.ok += 1;
+        } else {
+            st.failed += 1;
+        }
+        if st.halted.is_some() {
+            return;
+        }
+        let (counted, fresh, what) = match self.rule.on {
+            HaltOn::Fail => (st.failed, !ok, "failed"),
+            HaltOn::Success => (st.ok, ok, "succeeded"),
+            HaltOn::Done => (st.done, true, "done"),
+        };
+        if !(fresh && self.rule.reached(counted, st.done, self.total)) {
+            return;
+        }
+        st.halted = Some(self.rule.on);
+        drop(st);
+        eprintln!(
+            "brigade exec: --halt: {counted} jobs {what}: {}",
+            if self.rule.now {
+                "stopping the running jobs, starting no more"
+            } else {
+                "starting no more jobs, waiting for the running ones"
+            }
+        );
+        if let Some(p) = self.pool.get() {
+            p.cancel();
+        }
+        if self.rule.now {
+            killer.stop_all();
+        }
+    }
+
+    fn halted(&self) -> Option<HaltOn> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).halted
+    }
+}
+
 /// What every worker needs to run a job.
 struct Plan {
     template: Template,
@@ -108,6 +168,7 @@ struct Plan {
     joblog: Option<Joblog>,
     delay: Option<Delay>,
     attempts: u32,
+    halting: Option<Halting>,
 }
 
 /// The tag --tag puts before each line: the job's inputs, then a tab.
@@ -142,7 +203,11 @@ impl Sink {
 }
 
 /// Copies whole lines from a job's pipe to our stdout or stderr (--line-buffer).
-fn relay(r: impl Read + Send + 'static, to_stdout: bool, tag: Option<Vec<u8>>) -> std::thread::JoinHandle<()> {
+fn relay(
+    r: impl Read + Send + 'static,
+    to_stdout: bool,
+    tag: Option<Vec<u8>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = BufReader::new(r);
         let mut line = Vec::new();
@@ -164,6 +229,21 @@ fn relay(r: impl Read + Send + 'static, to_stdout: bool, tag: Option<Vec<u8>>) -
 }
 
 fn run_one(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecError> {
+    let r = run_attempt(plan, job, ctx);
+    if let Some(h) = &plan.halting {
+        // The last attempt: what the pool will not retry.
+        let last = match &r {
+            Ok(_) | Err(ExecError::Spawn(_)) => true,
+            Err(ExecError::Exit(ran)) => ran.stopped || ctx.attempt() >= plan.attempts,
+        };
+        if last {
+            h.count(r.is_ok(), &plan.killer);
+        }
+    }
+    r
+}
+
+fn run_attempt(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecError> {
     if let Some(d) = &plan.delay {
         d.wait_turn();
     }
@@ -222,8 +302,14 @@ fn run_one(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecError>
     } else {
         Stdio::null()
     })
-    .stdout(out.stdio().map_err(|e| io_err("cannot pass the spool file", e))?)
-    .stderr(err.stdio().map_err(|e| io_err("cannot pass the spool file", e))?)
+    .stdout(
+        out.stdio()
+            .map_err(|e| io_err("cannot pass the spool file", e))?,
+    )
+    .stderr(
+        err.stdio()
+            .map_err(|e| io_err("cannot pass the spool file", e))?,
+    )
     .env("PARALLEL_SEQ", job.seq.to_string())
     .env("PARALLEL_JOBSLOT", slot.to_string())
     .process_group(0);
@@ -231,7 +317,10 @@ fn run_one(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecError>
     let t0 = Instant::now();
     let mut child = cmd.spawn().map_err(|e| {
         let name = match plan.template.cmd(&fill) {
-            Cmd::Direct(w) => w.first().map(|w| w.to_string_lossy().into_owned()).unwrap_or_default(),
+            Cmd::Direct(w) => w
+                .first()
+                .map(|w| w.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             Cmd::Shell(_) => "sh".into(),
         };
         ExecError::Spawn(format!("cannot run '{name}': {e}"))
@@ -308,7 +397,9 @@ pub fn main(args: Args) -> i32 {
     let mode = args.output_mode().expect("checked");
     let halt = args.halt().expect("checked");
     if args.keep_order && mode != OutputMode::Group {
-        return usage("-k cannot order output that is not grouped: leave out -k, or -u / --line-buffer");
+        return usage(
+            "-k cannot order output that is not grouped: leave out -k, or -u / --line-buffer",
+        );
     }
     if args.results.is_some() && mode != OutputMode::Group {
         return usage("--results needs grouped output: leave out -u / --line-buffer");
@@ -360,7 +451,11 @@ pub fn main(args: Args) -> i32 {
             Err(e) => return usage(e),
         };
         let packing = match (args.max_args, args.max_replace_args) {
-            (Some(0), _) => return usage("-n 0: give at least one input per job (-N 0 runs the command with none)"),
+            (Some(0), _) => {
+                return usage(
+                    "-n 0: give at least one input per job (-N 0 runs the command with none)",
+                )
+            }
             (Some(n), _) | (_, Some(n @ 1..)) => Packing::Up(n),
             (_, Some(0)) => Packing::NoArgs,
             _ if args.context_replace || args.multiple => Packing::Fill {
@@ -450,6 +545,12 @@ pub fn main(args: Args) -> i32 {
             next: Mutex::new(None),
         }),
         attempts: args.retries,
+        halting: halt.map(|rule| Halting {
+            rule,
+            total,
+            state: Mutex::default(),
+            pool: OnceLock::new(),
+        }),
     });
     let run_args = args.run_args(workers);
     let mut builder = run_args
@@ -460,63 +561,25 @@ pub fn main(args: Args) -> i32 {
         builder = builder.ordered();
     }
     let p = plan.clone();
-    let results = builder.run(jobs, move |job: &Job, ctx: &Context<Job>| run_one(&p, job, ctx));
-    let pool = results.pool();
+    let results = builder.run(jobs, move |job: &Job, ctx: &Context<Job>| {
+        run_one(&p, job, ctx)
+    });
+    if let Some(h) = &plan.halting {
+        let pool = results.pool();
+        if h.halted().is_some() {
+            pool.cancel(); // a job ended before the pool was known
+        }
+        let _ = h.pool.set(pool);
+    }
 
     let mut stopped_jobs = 0u64;
-    let (mut done_n, mut ok_n, mut fail_n) = (0u64, 0u64, 0u64);
-    let mut halted: Option<HaltOn> = None;
     let mut summary = run::drive(&run_args, results, total, started, |o| {
-        let next = print_outcome(&plan, o);
-        match &o.result {
-            Ok(_) => {
-                ok_n += 1;
-                done_n += 1;
-            }
-            Err(Failure::Cancelled) => {}
-            Err(e) => {
-                if matches!(e, Failure::Error(ExecError::Exit(r)) if r.stopped) {
-                    stopped_jobs += 1;
-                }
-                fail_n += 1;
-                done_n += 1;
-            }
+        if matches!(&o.result, Err(Failure::Error(ExecError::Exit(r))) if r.stopped) {
+            stopped_jobs += 1;
         }
-        if let (Some(h), None) = (halt, halted) {
-            let counted = match h.on {
-                HaltOn::Fail => fail_n,
-                HaltOn::Success => ok_n,
-                HaltOn::Done => done_n,
-            };
-            let fresh = match h.on {
-                HaltOn::Fail => o.result.is_err(),
-                HaltOn::Success => o.result.is_ok(),
-                HaltOn::Done => true,
-            } && !matches!(o.result, Err(Failure::Cancelled));
-            if fresh && h.reached(counted, done_n, total) {
-                halted = Some(h.on);
-                let _ = writeln!(
-                    io::stderr(),
-                    "brigade exec: --halt: {counted} jobs {}: {}",
-                    match h.on {
-                        HaltOn::Fail => "failed",
-                        HaltOn::Success => "succeeded",
-                        HaltOn::Done => "done",
-                    },
-                    if h.now {
-                        "stopping the running jobs, starting no more"
-                    } else {
-                        "starting no more jobs, waiting for the running ones"
-                    }
-                );
-                pool.cancel();
-                if h.now {
-                    killer.stop_all();
-                }
-            }
-        }
-        next
+        print_outcome(&plan, o)
     });
+    let halted = plan.halting.as_ref().and_then(Halting::halted);
     // Jobs stopped by --timeout (or --halt now) are counted as timed out, not failed.
     summary.failed = summary.failed.saturating_sub(stopped_jobs);
     summary.timed_out += stopped_jobs;
@@ -538,7 +601,10 @@ fn report(args: &Args, summary: &run::Summary) {
     let json = || serde_json::to_string(summary).expect("a summary serialises");
     if let Some(p) = &args.json_file {
         if let Err(e) = std::fs::write(p, json() + "\n") {
-            eprintln!("brigade exec: cannot write the summary to {}: {e}", p.display());
+            eprintln!(
+                "brigade exec: cannot write the summary to {}: {e}",
+                p.display()
+            );
         }
     } else if args.json {
         eprintln!("{}", json());

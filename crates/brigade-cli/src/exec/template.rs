@@ -158,10 +158,41 @@ enum Frag {
 
 /// Shell builtins and keywords that must run in a shell, or behave differently there.
 const SHELL_FIRST_WORDS: &[&[u8]] = &[
-    b"echo", b"cd", b"exit", b"export", b"read", b"set", b"unset", b"eval", b"exec", b"source",
-    b".", b"alias", b"ulimit", b"umask", b"wait", b"trap", b"shift", b"type", b"command",
-    b"local", b"return", b"if", b"for", b"while", b"until", b"case", b"!", b"{", b"readonly",
-    b"times", b"getopts", b"hash", b"jobs", b"fg", b"bg",
+    b"echo",
+    b"cd",
+    b"exit",
+    b"export",
+    b"read",
+    b"set",
+    b"unset",
+    b"eval",
+    b"exec",
+    b"source",
+    b".",
+    b"alias",
+    b"ulimit",
+    b"umask",
+    b"wait",
+    b"trap",
+    b"shift",
+    b"type",
+    b"command",
+    b"local",
+    b"return",
+    b"if",
+    b"for",
+    b"while",
+    b"until",
+    b"case",
+    b"!",
+    b"{",
+    b"readonly",
+    b"times",
+    b"getopts",
+    b"hash",
+    b"jobs",
+    b"fg",
+    b"bg",
 ];
 
 fn is_space(b: u8) -> bool {
@@ -176,7 +207,10 @@ fn is_plain(b: u8) -> bool {
 /// Quotes a value for `sh` the way GNU parallel does: plain words as they
 /// are, the rest in single quotes, a `'` itself as `"'"`.
 pub fn shell_quote(s: &[u8]) -> Vec<u8> {
-    if !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b"+_-/.".contains(&b)) {
+    if !s.is_empty()
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"+_-/.".contains(&b))
+    {
         return s.to_vec();
     }
     if s.is_empty() {
@@ -260,7 +294,10 @@ impl Template {
             Some(w) => match w.pieces.as_slice() {
                 [Piece::Lit(t)] => SHELL_FIRST_WORDS.contains(&t.as_slice()) || t.contains(&b'='),
                 [Piece::Quoted(_), ..] => false,
-                [Piece::Lit(_), ..] => w.pieces.iter().any(|p| matches!(p, Piece::Lit(t) if t.contains(&b'='))),
+                [Piece::Lit(_), ..] => w
+                    .pieces
+                    .iter()
+                    .any(|p| matches!(p, Piece::Lit(t) if t.contains(&b'='))),
                 _ => true,
             },
             None => true,
@@ -393,7 +430,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Splits a word into text and replacement strings.
 fn parse_word(w: &[u8], names: &[Vec<u8>], quote: bool) -> Result<Vec<Piece>, String> {
-    let text_piece = |t: Vec<u8>| if quote { Piece::Quoted(t) } else { Piece::Lit(t) };
+    let text_piece = |t: Vec<u8>| {
+        if quote {
+            Piece::Quoted(t)
+        } else {
+            Piece::Lit(t)
+        }
+    };
     let mut pieces = Vec::new();
     let mut text = Vec::new();
     let mut i = 0;
@@ -474,7 +517,11 @@ mod tests {
 
     fn direct(t: &Template, args: &[&str], seq: u64) -> Vec<String> {
         let a = fill(args);
-        match t.cmd(&Fill { args: &a, seq, slot: 1 }) {
+        match t.cmd(&Fill {
+            args: &a,
+            seq,
+            slot: 1,
+        }) {
             Cmd::Direct(w) => w.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
             Cmd::Shell(s) => panic!("expected a direct command, got sh -c {s:?}"),
         }
@@ -482,7 +529,11 @@ mod tests {
 
     fn shell(t: &Template, args: &[&str]) -> String {
         let a = fill(args);
-        match t.cmd(&Fill { args: &a, seq: 1, slot: 1 }) {
+        match t.cmd(&Fill {
+            args: &a,
+            seq: 1,
+            slot: 1,
+        }) {
             Cmd::Shell(s) => s.to_string_lossy().into_owned(),
             Cmd::Direct(w) => panic!("expected sh -c, got {w:?}"),
         }
@@ -508,16 +559,29 @@ mod tests {
             assert_eq!(Transform::NoExt.apply(v), noext.as_bytes(), "{{.}} {input}");
             assert_eq!(Transform::Base.apply(v), b.as_bytes(), "{{/}} {input}");
             assert_eq!(Transform::Dir.apply(v), d.as_bytes(), "{{//}} {input}");
-            assert_eq!(Transform::BaseNoExt.apply(v), bne.as_bytes(), "{{/.}} {input}");
+            assert_eq!(
+                Transform::BaseNoExt.apply(v),
+                bne.as_bytes(),
+                "{{/.}} {input}"
+            );
         }
     }
 
     #[test]
     fn inputs_are_appended_and_words_split_like_the_shell() {
-        assert_eq!(direct(&tpl(&["gzip", "-9"]), &["x y"], 1), ["gzip", "-9", "x y"]);
+        assert_eq!(
+            direct(&tpl(&["gzip", "-9"]), &["x y"], 1),
+            ["gzip", "-9", "x y"]
+        );
         assert_eq!(direct(&tpl(&["ls   -l"]), &["a"], 1), ["ls", "-l", "a"]);
-        assert_eq!(direct(&tpl(&["cat", "x{}y"]), &["1", "2"], 1), ["cat", "x1", "2y"]);
-        assert_eq!(direct(&tpl(&["cat", "{2}-{1}"]), &["a", "b"], 1), ["cat", "b-a"]);
+        assert_eq!(
+            direct(&tpl(&["cat", "x{}y"]), &["1", "2"], 1),
+            ["cat", "x1", "2y"]
+        );
+        assert_eq!(
+            direct(&tpl(&["cat", "{2}-{1}"]), &["a", "b"], 1),
+            ["cat", "b-a"]
+        );
         assert_eq!(direct(&tpl(&["cat", "{3}"]), &["a"], 1), ["cat"]);
         assert_eq!(direct(&tpl(&["cat", "x{3}"]), &["a"], 1), ["cat", "x"]);
     }
@@ -525,17 +589,26 @@ mod tests {
     #[test]
     fn shell_syntax_goes_through_sh_with_inputs_quoted() {
         let t = tpl(&["echo {} > {.}.out"]);
-        assert_eq!(shell(&t, &["it's.txt"]), r#"echo 'it'"'"'s.txt' > 'it'"'"'s'.out"#);
+        assert_eq!(
+            shell(&t, &["it's.txt"]),
+            r#"echo 'it'"'"'s.txt' > 'it'"'"'s'.out"#
+        );
         assert_eq!(shell(&tpl(&["echo"]), &["a b"]), "echo 'a b'");
         assert_eq!(shell(&tpl(&["cd", "/"]), &["a"]), "cd / a");
         assert_eq!(shell(&tpl(&["wc", "-l", "$HOME"]), &["a"]), "wc -l $HOME a");
-        assert_eq!(shell(&tpl(&["awk", "{print $1}", "{}"]), &["f"]), "awk {print $1} f");
+        assert_eq!(
+            shell(&tpl(&["awk", "{print $1}", "{}"]), &["f"]),
+            "awk {print $1} f"
+        );
         assert_eq!(shell(&tpl(&[]), &["echo hi"]), "echo hi");
     }
 
     #[test]
     fn quote_mode_keeps_words_whole() {
-        let w: Vec<OsString> = ["printf", "%s|", "a;b", "{}"].iter().map(OsString::from).collect();
+        let w: Vec<OsString> = ["printf", "%s|", "a;b", "{}"]
+            .iter()
+            .map(OsString::from)
+            .collect();
         let t = Template::parse(&w, true, false, &[], Pack::All).unwrap();
         assert_eq!(direct(&t, &["c d"], 1), ["printf", "%s|", "a;b", "c d"]);
     }
@@ -552,11 +625,20 @@ mod tests {
         let w: Vec<OsString> = ["cat", "{x}", "{y/}"].iter().map(OsString::from).collect();
         let t = Template::parse(&w, false, false, &[b"x".to_vec()], Pack::All).unwrap();
         assert_eq!(shell(&t, &["1"]), "cat 1 {y/}");
-        let e = Template::parse(&["echo".into(), "{..}".into()], false, false, &[], Pack::All)
-            .unwrap_err();
+        let e = Template::parse(
+            &["echo".into(), "{..}".into()],
+            false,
+            false,
+            &[],
+            Pack::All,
+        )
+        .unwrap_err();
         assert!(e.contains("{..}"), "{e}");
         let e = Template::parse(&["echo {= s/a/b/ =}".into()], false, false, &[], Pack::All)
             .unwrap_err();
-        assert!(e.contains("{= s/a/b/ =}") && e.contains("not supported"), "{e}");
+        assert!(
+            e.contains("{= s/a/b/ =}") && e.contains("not supported"),
+            "{e}"
+        );
     }
 }

@@ -40,10 +40,12 @@ pub fn run_with_stdin(mut cmd: Command, dir: &Path, stdin: &[u8]) -> Output {
 /// The last line of stderr, parsed as JSON (the `--json` summary).
 pub fn json_summary(out: &Output) -> Value {
     let s = String::from_utf8_lossy(&out.stderr);
-    let last = s
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no stderr; stdout: {}", String::from_utf8_lossy(&out.stdout)));
+    let last = s.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no stderr; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {last}"))
 }
 
@@ -75,4 +77,17 @@ pub fn gnu_parallel() -> Option<PathBuf> {
 /// Writes `name` in `dir` with `bytes`.
 pub fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+/// Starts `brigade exec ARGS` in `dir`, stdin closed, stdout and stderr piped.
+pub fn spawn_exec<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> std::process::Child {
+    Command::new(bin())
+        .arg("exec")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start brigade exec")
 }
