@@ -287,3 +287,43 @@ fn the_json_summary_never_mixes_with_job_output() {
             .unwrap();
     assert_eq!(v["succeeded"], 1);
 }
+
+#[test]
+fn the_progress_bar_shows_a_whole_rate_and_cancelled_jobs_are_not_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    // Job 1 waits for the test's Ctrl-C; jobs 2-5 are then cancelled.
+    let child = Command::new(bin())
+        .args(["exec", "-j", "1", "-q", "sh", "-c"])
+        .arg("touch started.$0; while [ ! -e release ]; do sleep 0.05; done")
+        .args(["{}", ":::", "1", "2", "3", "4", "5"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once brigade (the last holder of the terminal) exits.
+        while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    wait_for_file(&dir.path().join("started.1"), 30);
+    // Let the bar draw a few ticks (it ticks every 200 ms), then interrupt.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    sigint(&child);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(dir.path().join("release"), b"").unwrap();
+    let out = wait_or_fail(child, 30);
+    assert_eq!(out.status.code(), Some(130));
+    let screen = reader.join().unwrap();
+    assert!(screen.contains("/s"), "no progress bar drawn: {screen:?}");
+    let four_decimals = regex::Regex::new(r"\d\.\d{4}/s").unwrap();
+    assert!(!four_decimals.is_match(&screen), "the rate shows four decimals: {screen:?}");
+    assert!(!screen.contains("5/5 jobs"), "cancelled jobs counted as progress: {screen:?}");
+}

@@ -52,6 +52,10 @@ use crate::units::{parse_duration, parse_rate};
 ///   the shell     always sh (parallel uses $PARALLEL_SHELL or $SHELL); set
 ///                 PARALLEL_SHELL=/bin/sh to compare the two
 ///   -j 0          256 workers at most
+///   --shell       forces `sh -c` even for a line without shell syntax
+///   -k            orders grouped output only: not with -u / --line-buffer
+///   --line-buffer a job ends when its output closes, not when it exits
+///   --results     as parallel 20221122: saves, and prints nothing
 ///   not supported {= perl =}, --tagstring, -S/--sshlogin, --sql*, --fifo,
 ///                 --cat, --semaphore, --onall, --transfer, --timeout N%
 ///                 (each is a usage error, never silently ignored)
