@@ -293,10 +293,18 @@ fn the_progress_bar_shows_a_whole_rate_and_cancelled_jobs_are_not_progress() {
     let dir = tempfile::tempdir().unwrap();
     let pty = nix::pty::openpty(None, None).unwrap();
     // Job 1 waits for the test's Ctrl-C; jobs 2-5 are then cancelled.
+    // (A script file: the same command line before and after the fix.)
+    let job = dir.path().join("job.sh");
+    write(
+        dir.path(),
+        "job.sh",
+        b"#!/bin/sh\ntouch started.$1\nwhile [ ! -e release ]; do sleep 0.05; done\n",
+    );
+    std::fs::set_permissions(&job, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let child = Command::new(bin())
-        .args(["exec", "-j", "1", "-q", "sh", "-c"])
-        .arg("touch started.$0; while [ ! -e release ]; do sleep 0.05; done")
-        .args(["{}", ":::", "1", "2", "3", "4", "5"])
+        .args([
+            "exec", "-j", "1", "./job.sh", "{}", ":::", "1", "2", "3", "4", "5",
+        ])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -324,6 +332,12 @@ fn the_progress_bar_shows_a_whole_rate_and_cancelled_jobs_are_not_progress() {
     let screen = reader.join().unwrap();
     assert!(screen.contains("/s"), "no progress bar drawn: {screen:?}");
     let four_decimals = regex::Regex::new(r"\d\.\d{4}/s").unwrap();
-    assert!(!four_decimals.is_match(&screen), "the rate shows four decimals: {screen:?}");
-    assert!(!screen.contains("5/5 jobs"), "cancelled jobs counted as progress: {screen:?}");
+    assert!(
+        !four_decimals.is_match(&screen),
+        "the rate shows four decimals: {screen:?}"
+    );
+    assert!(
+        !screen.contains("5/5 jobs"),
+        "cancelled jobs counted as progress: {screen:?}"
+    );
 }
