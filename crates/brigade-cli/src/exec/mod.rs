@@ -230,6 +230,28 @@ fn relay(
 
 fn run_one(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecError> {
     let r = run_attempt(plan, job, ctx);
+    if let (Err(ExecError::Spawn(_)), Some(log)) = (&r, &plan.joblog) {
+        // Never started: logged as the shell logs a command it cannot run.
+        let fill = Fill {
+            args: &job.args,
+            seq: job.seq,
+            slot: ctx.worker() + 1,
+        };
+        let line = plan.template.line(&fill).into_vec();
+        let row = Row {
+            seq: job.seq,
+            start: SystemTime::now(),
+            took: Duration::ZERO,
+            sent: 0,
+            received: 0,
+            code: 127,
+            signal: 0,
+            command: &line,
+        };
+        if let Err(e) = log.write(&row) {
+            eprintln!("brigade exec: cannot write the job log: {e}");
+        }
+    }
     if let Some(h) = &plan.halting {
         // The last attempt: what the pool will not retry.
         let last = match &r {
