@@ -162,13 +162,14 @@ pub fn c1(ctx: &Ctx) -> String {
     let mut out = format!(
         "{n} `true` commands, one input line each (`true N`), {j} at a time (= cores) for every \
          tool, stdin from a file, output captured. Wall time of the whole command. {}, \
-         alternating. Commands: `brigade exec -q \
-         --json -j {j} true` (the release binary; its JSON summary's count is checked), `xargs -P \
+         alternating. Commands: `brigade exec \
+         --quiet --json-file FILE -j {j} true` (the release binary; its JSON summary's count is checked), `xargs -P \
          {j} -n 1 true`, `parallel --will-cite -j {j} true` (exit status checked). Ratio: tool / \
          brigade.\n\n",
         ctx.rounds_text(rounds_n, &format!(" of {warm_n} commands"))
     );
     let list = [Tool::Brigade, Tool::Xargs, Tool::Parallel];
+    let summary = dir.path().join("summary.json");
     let got = rounds(
         &list,
         ctx.warmup(),
@@ -180,7 +181,9 @@ pub fn c1(ctx: &Ctx) -> String {
             let mut cmd = match tool {
                 Tool::Brigade => {
                     let mut c = Command::new(brigade(ctx)?);
-                    c.args(["exec", "-q", "--json", "-j", &js, "true"]);
+                    c.args(["exec", "--quiet", "--json-file"])
+                        .arg(&summary)
+                        .args(["-j", &js, "true"]);
                     c
                 }
                 Tool::Xargs => {
@@ -195,13 +198,14 @@ pub fn c1(ctx: &Ctx) -> String {
                 }
                 _ => unreachable!(),
             };
-            let (secs, stdout) = timed(&mut cmd, Some(file))?;
+            let (secs, _) = timed(&mut cmd, Some(file))?;
             if tool == Tool::Brigade {
-                let ok = json_u64(&stdout, "succeeded");
+                let json = std::fs::read_to_string(&summary).unwrap_or_default();
+                let ok = json_u64(&json, "succeeded");
                 if ok != Some(count) {
                     return Err(Fail::Error(format!(
                         "{ok:?} commands succeeded, expected {count}: {}",
-                        stdout.trim()
+                        json.trim()
                     )));
                 }
             }

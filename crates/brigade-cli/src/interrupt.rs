@@ -1,31 +1,49 @@
-//! Ctrl-C and SIGTERM. Once: start no new jobs, let the running ones finish,
+//! Ctrl-C, SIGTERM and SIGHUP. Once: start no new jobs, let the running ones finish,
 //! then report. Twice: stop now.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use brigade::Pool;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static CURRENT: Mutex<Option<Pool>> = Mutex::new(None);
 type Hook = Box<dyn Fn() + Send>;
 static HARD_STOP: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+static BAR: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
 
-/// Starts listening for SIGINT and SIGTERM. Call once, early in `main`.
+/// The progress bar on screen, if any: messages are printed around it, and
+/// a hard stop clears it.
+pub fn show_progress(bar: Option<indicatif::ProgressBar>) {
+    *lock(&BAR) = bar;
+}
+
+/// Prints a line on stderr without drawing over the progress bar.
+fn say(msg: &str) {
+    match lock(&BAR).as_ref() {
+        Some(b) => b.suspend(|| eprintln!("{msg}")),
+        None => eprintln!("{msg}"),
+    }
+}
+
+/// Starts listening for SIGINT, SIGTERM and SIGHUP (a closed terminal). Call once, early in `main`.
 pub fn install() -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new().name("brigade-signals".into()).spawn(move || {
         for _ in signals.forever() {
             if SIGNALS.fetch_add(1, Ordering::SeqCst) == 0 {
-                eprintln!("\nbrigade: interrupted: starting no new jobs, waiting for the running ones (Ctrl-C again to stop now)");
+                say("brigade: interrupted: starting no new jobs, waiting for the running ones (Ctrl-C again to stop now)");
                 if let Some(pool) = lock(&CURRENT).as_ref() {
                     pool.cancel();
                 }
             } else {
                 for hook in lock(&HARD_STOP).iter() {
                     hook();
+                }
+                if let Some(b) = lock(&BAR).take() {
+                    b.finish_and_clear();
                 }
                 eprintln!("brigade: interrupted twice: stopped");
                 std::process::exit(130);

@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     // Each subcommand's help is the doc comment of its Args struct.
     Demo(demo::Args),
-    Exec(exec::Args),
+    Exec(Box<exec::Args>),
     Images(images::Args),
     Logs(logs::Args),
 }
@@ -58,7 +58,7 @@ fn real_main() -> i32 {
     }
     match cli.command {
         Command::Demo(a) => demo::main(a),
-        Command::Exec(a) => exec::main(a),
+        Command::Exec(a) => exec::main(*a),
         Command::Images(a) => images::main(a),
         Command::Logs(a) => logs::main(a),
     }

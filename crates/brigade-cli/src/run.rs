@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal};
 use std::time::{Duration, Instant};
 
 use brigade::{Builder, Failure, Outcome, Percentiles, Pool, Results};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
 use crate::interrupt;
@@ -250,7 +250,8 @@ where
             Some(b) => b.suspend(|| each(&o)),
             None => each(&o),
         };
-        if let Some(b) = &bar {
+        // A job cancelled before it started is not progress.
+        if let (Some(b), false) = (&bar, matches!(o.result, Err(Failure::Cancelled))) {
             b.inc(1);
         }
         if let Next::StopQuietly = next {
@@ -261,6 +262,7 @@ where
     }
     if let Some(b) = bar {
         b.finish_and_clear();
+        interrupt::show_progress(None);
     }
     let _ = pool.wait();
     let stats = pool.stats();
@@ -295,17 +297,23 @@ fn progress_bar(args: &RunArgs, total: Option<u64>) -> Option<ProgressBar> {
     }
     let bar = match total {
         Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template(
-                "{bar:40.cyan/blue} {pos}/{len} jobs  {per_sec}  ETA {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {rate}  ETA {eta}")
+                .expect("a valid template")
+                .with_key("rate", rate)
+                .progress_chars("=> "),
         ),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{spinner} {pos} jobs  {per_sec}  {elapsed}")
-                .expect("a valid template"),
+            ProgressStyle::with_template("{spinner} {pos} jobs  {rate}  {elapsed}")
+                .expect("a valid template")
+                .with_key("rate", rate),
         ),
     };
     bar.enable_steady_tick(Duration::from_millis(200));
+    interrupt::show_progress(Some(bar.clone()));
     Some(bar)
+}
+
+/// Jobs per second, whole (indicatif's `{per_sec}` shows four decimals).
+fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:.0}/s", state.per_sec());
 }
