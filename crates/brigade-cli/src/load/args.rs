@@ -190,8 +190,7 @@ pub fn format_of(file: &str, forced: Option<Format>) -> Format {
     let lower = lower.strip_suffix(".gz").unwrap_or(&lower);
     if lower.ends_with(".tsv") || lower.ends_with(".tab") {
         Format::Tsv
-    } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json")
-    {
+    } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
         Format::Jsonl
     } else {
         Format::Csv
@@ -239,7 +238,11 @@ fn parse_size(text: &str) -> Result<usize, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("'{text}': unknown unit '{other}' (use KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "'{text}': unknown unit '{other}' (use KiB, MiB, GiB)"
+            ))
+        }
     };
     let bytes = n.saturating_mul(mult);
     if !(1024..=(1 << 30)).contains(&bytes) {
@@ -306,7 +309,10 @@ mod tests {
             Ok(("p".into(), "NUMERIC(10,2)".into()))
         );
         assert!(parse_type("p=int; drop table x").is_err());
-        assert_eq!(table_from_file("dir/orders.2024.csv").as_deref(), Some("orders"));
+        assert_eq!(
+            table_from_file("dir/orders.2024.csv").as_deref(),
+            Some("orders")
+        );
         assert_eq!(table_from_file("-"), None);
     }
 }

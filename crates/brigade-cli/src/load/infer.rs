@@ -69,9 +69,9 @@ fn is_integer(t: &str) -> bool {
 fn is_real(t: &str) -> bool {
     let body = t.strip_prefix(['-', '+']).unwrap_or(t);
     body.bytes().any(|b| b.is_ascii_digit())
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'-' || b == b'+')
+        && body.bytes().all(|b| {
+            b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'-' || b == b'+'
+        })
         && !(body.len() > 1 && body.starts_with('0') && !body.starts_with("0."))
         && t.parse::<f64>().is_ok_and(f64::is_finite)
 }
@@ -82,14 +82,23 @@ fn digits(s: &[u8], n: usize) -> bool {
 
 fn time_kind(t: &str) -> Option<Kind> {
     let b = t.as_bytes();
-    if !(digits(b, 4) && b.get(4) == Some(&b'-') && digits(&b[5..], 2) && b.get(7) == Some(&b'-') && digits(&b[8..], 2)) {
+    if !(digits(b, 4)
+        && b.get(4) == Some(&b'-')
+        && digits(&b[5..], 2)
+        && b.get(7) == Some(&b'-')
+        && digits(&b[8..], 2))
+    {
         return None;
     }
     if b.len() == 10 {
         return Some(Kind::Date);
     }
     let rest = &b[10..];
-    if !(matches!(rest.first(), Some(b' ' | b'T')) && digits(&rest[1..], 2) && rest.get(3) == Some(&b':') && digits(&rest[4..], 2)) {
+    if !(matches!(rest.first(), Some(b' ' | b'T'))
+        && digits(&rest[1..], 2)
+        && rest.get(3) == Some(&b':')
+        && digits(&rest[4..], 2))
+    {
         return None;
     }
     let mut i = 6;
@@ -183,7 +192,13 @@ mod tests {
         ];
         assert_eq!(
             infer(5, &rows),
-            [Kind::Integer, Kind::Real, Kind::Timestamp, Kind::Text, Kind::Text]
+            [
+                Kind::Integer,
+                Kind::Real,
+                Kind::Timestamp,
+                Kind::Text,
+                Kind::Text
+            ]
         );
     }
 }

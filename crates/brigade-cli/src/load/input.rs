@@ -233,7 +233,11 @@ impl CsvIn {
                 .extend(self.rec.iter().map(|f| f == marker.as_slice()));
         } else if self.rec.iter().any(|f| f.is_empty()) {
             if self.quoting {
-                quoted_empties(self.rdr.get_ref().raw(start, end), self.delim, &mut self.scratch);
+                quoted_empties(
+                    self.rdr.get_ref().raw(start, end),
+                    self.delim,
+                    &mut self.scratch,
+                );
                 for (i, f) in self.rec.iter().enumerate() {
                     let quoted = self.scratch.get(i).copied().unwrap_or(false);
                     self.nulls.push(f.is_empty() && !quoted);
@@ -571,14 +575,12 @@ impl Source {
                 Record::Row
             }
             Kind::Json(j) => match &j.cur.1 {
-                Err((why, raw)) => {
-                    Record::Bad(Reject {
-                        file: self.name.to_string(),
-                        line: j.cur.0,
-                        row: Value::String(raw.to_string()),
-                        error: why.to_string(),
-                    })
-                }
+                Err((why, raw)) => Record::Bad(Reject {
+                    file: self.name.to_string(),
+                    line: j.cur.0,
+                    row: Value::String(raw.to_string()),
+                    error: why.to_string(),
+                }),
                 Ok(m) => {
                     for k in &self.used_keys {
                         match m.get(k) {
@@ -721,9 +723,10 @@ impl Iterator for Batches {
                         break;
                     }
                     Err(e) => {
-                        self.stats
-                            .errors
-                            .push(format!("{}: read error after line {}: {e}", src.name, b.last_line));
+                        self.stats.errors.push(format!(
+                            "{}: read error after line {}: {e}",
+                            src.name, b.last_line
+                        ));
                         done = true;
                         break;
                     }

@@ -114,7 +114,11 @@ fn load(args: Args) -> Result<i32, String> {
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         return Err("stdin (-) can be read only once".into());
     }
-    let table_name = match args.table.clone().or_else(|| table_from_file(&args.files[0])) {
+    let table_name = match args
+        .table
+        .clone()
+        .or_else(|| table_from_file(&args.files[0]))
+    {
         Some(t) => t,
         None => return Err("--table is needed when reading stdin".into()),
     };
@@ -156,7 +160,11 @@ fn load(args: Args) -> Result<i32, String> {
         upsert: args.upsert.clone(),
         method,
         import_id: args.import_id.clone(),
-        retries: if args.run.retries == 0 { 8 } else { args.run.retries },
+        retries: if args.run.retries == 0 {
+            8
+        } else {
+            args.run.retries
+        },
     };
     let db_err = |e: sink::DbError| format!("{db_name}: {}", e.message);
     let mut ctl = open_db(&target, Arc::new(plan.clone())).map_err(db_err)?;
@@ -223,18 +231,29 @@ fn load(args: Args) -> Result<i32, String> {
         }
     }
     if first.bound_columns().is_empty() {
-        return Err(format!("{}: none of its columns are in table {table_name}", first.name));
+        return Err(format!(
+            "{}: none of its columns are in table {table_name}",
+            first.name
+        ));
     }
     if let Some(key) = &plan.upsert {
         if let Some(k) = key.iter().find(|k| !first.bound_columns().contains(k)) {
-            return Err(format!("--upsert {k}: not a column loaded from {}", first.name));
+            return Err(format!(
+                "--upsert {k}: not a column loaded from {}",
+                first.name
+            ));
         }
     }
 
     // The ledger, and what it says is done already.
     let committed = match &args.import_id {
         Some(id) => {
-            ctl.execute(&ledger::create_sql(dialect)).map_err(db_err)?;
+            // Two loads starting at once may race to create it: the loser tries again.
+            let create = ledger::create_sql(dialect);
+            if ctl.execute(&create).is_err() {
+                std::thread::sleep(Duration::from_millis(200));
+                ctl.execute(&create).map_err(db_err)?;
+            }
             Committed::new(ctl.ledger_rows(id).map_err(db_err)?)
         }
         None => Committed::default(),
@@ -272,7 +291,10 @@ fn load(args: Args) -> Result<i32, String> {
         let (target, plan) = (target.clone(), plan.clone());
         Arc::new(move || open_db(&target, plan.clone()))
     };
-    let mut builder = Builder::new().workers(workers).queue(queue).name("brigade-load");
+    let mut builder = Builder::new()
+        .workers(workers)
+        .queue(queue)
+        .name("brigade-load");
     if let Some(r) = args.run.rate {
         builder = builder.rate_limit(r);
     }
@@ -282,9 +304,11 @@ fn load(args: Args) -> Result<i32, String> {
     let worker_plan = plan.clone();
     let (jobs, results) = builder
         .state(move |_worker| Slot::open(connect.clone()))
-        .build(move |slot: &mut Slot, b: &Batch, ctx: &Context<'_, Batch>| {
-            sink::load(slot, &worker_plan, b, ctx)
-        })
+        .build(
+            move |slot: &mut Slot, b: &Batch, ctx: &Context<'_, Batch>| {
+                sink::load(slot, &worker_plan, b, ctx)
+            },
+        )
         .map_err(|e| format!("{db_name}: {e}"))?;
 
     let mut batches = Batches::new(first, args.files[1..].to_vec(), opts, names, committed);
@@ -326,7 +350,9 @@ fn load(args: Args) -> Result<i32, String> {
                         eprintln!("brigade load: {e}");
                         if e.permanent && !tot.permanent {
                             tot.permanent = true;
-                            eprintln!("brigade load: stopping: the error above is not worth retrying");
+                            eprintln!(
+                                "brigade load: stopping: the error above is not worth retrying"
+                            );
                             pool.cancel();
                         }
                     }
@@ -384,12 +410,18 @@ fn load(args: Args) -> Result<i32, String> {
         rejects_file: args.rejects.as_ref().map(|p| p.display().to_string()),
     };
     let balanced = report.rows_read
-        == report.rows_inserted + report.rows_rejected + report.rows_skipped + report.rows_not_loaded;
+        == report.rows_inserted
+            + report.rows_rejected
+            + report.rows_skipped
+            + report.rows_not_loaded;
     if !balanced {
         eprintln!("brigade load: BUG: the row counts do not add up");
     }
     if args.run.json {
-        println!("{}", serde_json::to_string(&report).expect("a report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("a report serialises")
+        );
     } else if !args.run.quiet {
         eprintln!("{}", summary.text());
         eprintln!("{}", report_text(&report, args.import_id.as_deref()));

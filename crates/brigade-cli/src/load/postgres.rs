@@ -122,7 +122,9 @@ impl Pg {
         &mut self,
         f: impl FnOnce(&mut Pg) -> Result<(), DbError>,
     ) -> Result<(), DbError> {
-        self.client.batch_execute("SAVEPOINT brigade").map_err(err)?;
+        self.client
+            .batch_execute("SAVEPOINT brigade")
+            .map_err(err)?;
         match f(self) {
             Ok(()) => self
                 .client
@@ -178,7 +180,11 @@ impl Pg {
         if let Some(s) = self.stmts.get(&key) {
             return Ok(s.clone());
         }
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", self.plan.table, column_list(cols));
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.plan.table,
+            column_list(cols)
+        );
         let mut n = 0;
         for r in 0..rows {
             sql.push_str(if r == 0 { "(" } else { ", (" });

@@ -226,7 +226,12 @@ fn done(b: &Batch, db_rejects: Vec<Reject>, retries: u32) -> Loaded {
 }
 
 /// One try at a batch: begin, insert (bisecting around bad rows), ledger row, commit.
-fn attempt(db: &mut dyn Db, plan: &Plan, b: &Batch, rejects: &mut Vec<Reject>) -> Result<(), DbError> {
+fn attempt(
+    db: &mut dyn Db,
+    plan: &Plan,
+    b: &Batch,
+    rejects: &mut Vec<Reject>,
+) -> Result<(), DbError> {
     db.begin()?;
     insert_all(db, b, 0..b.rows(), rejects)?;
     if let Some(id) = &plan.import_id {
@@ -237,7 +242,12 @@ fn attempt(db: &mut dyn Db, plan: &Plan, b: &Batch, rejects: &mut Vec<Reject>) -
 
 /// Inserts `range`; on a row error, splits it (at the row the database
 /// named, else in halves) until each bad row stands alone and is rejected.
-fn insert_all(db: &mut dyn Db, b: &Batch, mut range: Range<usize>, rejects: &mut Vec<Reject>) -> Result<(), DbError> {
+fn insert_all(
+    db: &mut dyn Db,
+    b: &Batch,
+    mut range: Range<usize>,
+    rejects: &mut Vec<Reject>,
+) -> Result<(), DbError> {
     while !range.is_empty() {
         let e = match db.insert(b, range.clone()) {
             Ok(()) => return Ok(()),
@@ -287,7 +297,10 @@ pub fn quote_table(name: &str) -> String {
 
 /// The comma-separated quoted column list.
 pub fn column_list(cols: &[String]) -> String {
-    cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `ON CONFLICT (key) DO UPDATE SET c = excluded.c, ...` for --upsert.

@@ -42,13 +42,13 @@ fn err(e: rusqlite::Error) -> DbError {
 /// Opens the database file (created if missing) for loading: WAL journal,
 /// synchronous=NORMAL, a long busy timeout.
 pub fn open(path: &Path, plan: Arc<Plan>) -> Result<Lite, DbError> {
-    let conn = Connection::open(path).map_err(|e| {
-        DbError::new(ErrKind::Permanent, format!("cannot open: {e}"))
-    })?;
+    let conn = Connection::open(path)
+        .map_err(|e| DbError::new(ErrKind::Permanent, format!("cannot open: {e}")))?;
     conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
         .map_err(|e| DbError::new(ErrKind::Permanent, format!("cannot open: {e}")))?;
-    conn.execute_batch("PRAGMA synchronous=NORMAL").map_err(err)?;
+    conn.execute_batch("PRAGMA synchronous=NORMAL")
+        .map_err(err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(Lite {
         conn,
@@ -122,7 +122,9 @@ impl Db for Lite {
             .prepare("SELECT name, type FROM pragma_table_info(?1)")
             .map_err(err)?;
         let cols = stmt
-            .query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([&name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
@@ -140,7 +142,11 @@ impl Db for Lite {
             .map_err(err)?;
         let rows = stmt
             .query_map([import_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
             })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
