@@ -117,11 +117,11 @@ fn time_kind(t: &str) -> Option<Kind> {
     let zone = &rest[i..];
     if zone.is_empty() {
         Some(Kind::Timestamp)
-    } else if zone == b"Z" || zone == b"z" {
-        Some(Kind::TimestampTz)
-    } else if matches!(zone[0], b'+' | b'-')
-        && zone[1..].iter().all(|&c| c.is_ascii_digit() || c == b':')
-        && zone.len() >= 3
+    } else if zone == b"Z"
+        || zone == b"z"
+        || (matches!(zone[0], b'+' | b'-')
+            && zone[1..].iter().all(|&c| c.is_ascii_digit() || c == b':')
+            && zone.len() >= 3)
     {
         Some(Kind::TimestampTz)
     } else {

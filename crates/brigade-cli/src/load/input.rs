@@ -255,18 +255,21 @@ impl CsvIn {
     }
 }
 
+/// A JSONL record: its line, and the object or (why not, the raw line).
+type JsonRecord = (u64, Result<Map<String, Value>, (String, String)>);
+
 struct JsonIn {
     rdr: BufReader<Box<dyn Read + Send>>,
     buf: String,
     line_no: u64,
     bytes: u64,
     /// The current record: its line, and the object or why it is not one.
-    cur: (u64, Result<Map<String, Value>, (String, String)>),
-    pending: VecDeque<(u64, Result<Map<String, Value>, (String, String)>)>,
+    cur: JsonRecord,
+    pending: VecDeque<JsonRecord>,
 }
 
 impl JsonIn {
-    fn read(&mut self) -> io::Result<Option<(u64, Result<Map<String, Value>, (String, String)>)>> {
+    fn read(&mut self) -> io::Result<Option<JsonRecord>> {
         loop {
             self.buf.clear();
             let n = self.rdr.read_line(&mut self.buf)?;

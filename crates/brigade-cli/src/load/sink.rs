@@ -129,7 +129,7 @@ impl std::fmt::Display for LoadError {
 fn backoff(attempt: u32) -> Duration {
     let ms = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
     // A little jitter so that workers cut off together do not come back together.
-    let jitter = (std::process::id() as u64 ^ u64::from(attempt) * 7919) % (ms / 4 + 1);
+    let jitter = (u64::from(std::process::id()) ^ (u64::from(attempt) * 7919)) % (ms / 4 + 1);
     Duration::from_millis(ms + jitter)
 }
 
