@@ -416,6 +416,109 @@ fn sqlite_kill_9_mid_run_then_rerun_loads_each_row_once() {
 }
 
 #[test]
+fn sqlite_ctrl_c_finishes_running_batches_and_the_counts_still_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let csv = write(dir.path(), "c.csv", &generated_csv(n));
+    let db = dir.path().join("x.db");
+    let args = [
+        "load",
+        "--db",
+        s(&db),
+        "--create",
+        "--import-id",
+        "c1",
+        "--batch-rows",
+        "100",
+        "--json",
+    ];
+    let mut first = args.to_vec();
+    first.extend_from_slice(&["--rate", "20/s", s(&csv)]);
+    let child = Command::new(bin())
+        .args(&first)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while sqlite(&db)
+        .query_row("SELECT count(*) FROM c", [], |r| r.get::<_, i64>(0))
+        .unwrap_or(0)
+        < 300
+    {
+        assert!(Instant::now() < until, "nothing loaded within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&child);
+    let out = wait_or_fail(child, 60);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let v = summary(&out);
+    assert_balanced(&v);
+    assert_eq!(v["interrupted"], true);
+    let inserted = v["rows_inserted"].as_i64().unwrap();
+    assert!(inserted < n as i64);
+    assert_eq!(
+        count(&db, "c"),
+        inserted,
+        "the summary counts what is in the table"
+    );
+    let mut again = args.to_vec();
+    again.push(s(&csv));
+    let out = brigade(&again);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows_skipped"].as_i64().unwrap(), inserted);
+    assert_eq!(count(&db, "c"), n as i64);
+}
+
+#[test]
+fn sqlite_several_inputs_tsv_gz_and_jsonl_in_one_run() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    sqlite(&db)
+        .execute_batch("CREATE TABLE m (id INTEGER, v TEXT)")
+        .unwrap();
+    let a = write(dir.path(), "a.tsv", "v\tid\nx\t1\n\t2\n");
+    let gz = dir.path().join("b.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(b"id,v\n3,\"y\"\n").unwrap();
+    enc.finish().unwrap();
+    let c = write(dir.path(), "c.jsonl", "{\"v\":\"z\",\"id\":4}\n");
+    let out = run(&[
+        "--db",
+        s(&db),
+        "--table",
+        "m",
+        "--json",
+        s(&a),
+        s(&gz),
+        s(&c),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows_inserted"], 4);
+    let got: Vec<(i64, Option<String>)> = sqlite(&db)
+        .prepare("SELECT id, v FROM m ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, Some("x".into())),
+            (2, None),
+            (3, Some("y".into())),
+            (4, Some("z".into()))
+        ]
+    );
+}
+
+#[test]
 fn sqlite_missing_table_and_bad_inputs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("x.db");

@@ -15,6 +15,9 @@ use serde_json::{Map, Value};
 use super::args::Format;
 use super::rejects::Reject;
 
+/// Records read ahead from each later input to learn its JSONL keys.
+const SAMPLE: usize = 1000;
+
 /// Marks a NULL field in `Batch::fields`.
 const NULL: u32 = u32::MAX;
 
@@ -660,6 +663,8 @@ pub struct Batches {
     opts: ReadOpts,
     table: Vec<String>,
     committed: Committed,
+    /// Where the last batch of the current input ended, in its bytes.
+    pos: u64,
     /// What was seen so far.
     pub stats: ReadStats,
 }
@@ -679,6 +684,7 @@ impl Batches {
             opts,
             table,
             committed,
+            pos: 0,
             stats: ReadStats::default(),
         }
     }
@@ -687,7 +693,18 @@ impl Batches {
         while let Some(name) = self.rest.pop_front() {
             match Source::open(&name, &self.opts) {
                 Ok(mut s) => {
+                    // JSONL learns its keys from a sample (kept, loaded later).
+                    if let Err(e) = s.sample(SAMPLE) {
+                        self.stats.errors.push(e);
+                        continue;
+                    }
                     let unknown = s.bind(&self.table);
+                    if s.batch_columns.is_empty() {
+                        self.stats
+                            .errors
+                            .push(format!("{name}: none of its columns are in the table"));
+                        continue;
+                    }
                     if !unknown.is_empty() && !matches!(s.kind, Kind::Json(_)) {
                         self.stats.errors.push(format!(
                             "{name}: columns not in the table: {}",
@@ -696,6 +713,7 @@ impl Batches {
                         continue;
                     }
                     self.current = Some(s);
+                    self.pos = 0;
                     return Some(());
                 }
                 Err(e) => self.stats.errors.push(e),
@@ -716,7 +734,6 @@ impl Iterator for Batches {
             let src = self.current.as_mut().expect("an open input");
             let ranges = self.committed.0.get(&*src.name);
             let mut b = Batch::new(src.name.clone(), src.batch_columns.clone());
-            let start = src.offset();
             let mut done = false;
             loop {
                 let line = match src.advance() {
@@ -761,7 +778,8 @@ impl Iterator for Batches {
                 }
             }
             let end = src.offset();
-            b.bytes = end.saturating_sub(start);
+            b.bytes = end.saturating_sub(self.pos);
+            self.pos = end;
             self.stats.bytes += b.bytes;
             if done {
                 self.current = None;
