@@ -73,6 +73,54 @@ fn sqlite(db: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(db).unwrap()
 }
 
+/// Every row of `sql`, each made by `row`.
+fn lite_rows<T>(
+    db: &Path,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Vec<T> {
+    sqlite(db)
+        .prepare(sql)
+        .unwrap()
+        .query_map([], row)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Three columns: an integer and two nullable texts.
+type Row3 = (i64, Option<String>, Option<String>);
+
+fn row3(r: &rusqlite::Row) -> rusqlite::Result<Row3> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+/// Polls `ready` until it holds; fails after 60 s saying `what`.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < until, "waited 60 s for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigkill(child: &std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+/// Rows in `table`, or 0 while it does not exist yet.
+fn rows_in(db: &Path, table: &str) -> i64 {
+    sqlite(db)
+        .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0)
+}
+
 fn count(db: &Path, table: &str) -> i64 {
     sqlite(db)
         .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
@@ -105,14 +153,7 @@ fn sqlite_multiline_quotes_nulls_empty_strings_and_unicode() {
     assert_eq!(v["rows_inserted"], 3);
     assert_eq!(v["batches"], 3);
     assert_balanced(&v);
-    let c = sqlite(&db);
-    let rows: Vec<(i64, Option<String>, Option<String>)> = c
-        .prepare("SELECT id, name, note FROM people ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows = lite_rows(&db, "SELECT id, name, note FROM people ORDER BY id", row3);
     assert_eq!(
         rows,
         [
@@ -121,7 +162,7 @@ fn sqlite_multiline_quotes_nulls_empty_strings_and_unicode() {
             (3, Some("Zoë 日本 🚀".into()), Some("a,\"b\"".into())),
         ]
     );
-    let ty: String = c
+    let ty: String = sqlite(&db)
         .query_row(
             "SELECT type FROM pragma_table_info('people') WHERE name = 'id'",
             [],
@@ -231,14 +272,7 @@ fn sqlite_jsonl_nulls_nested_values_and_bad_lines() {
     assert_eq!(v["rows_inserted"], 3);
     assert_eq!(v["rows_rejected"], 1);
     assert_balanced(&v);
-    let c = sqlite(&db);
-    let rows: Vec<(i64, Option<String>, Option<String>)> = c
-        .prepare("SELECT id, name, tags FROM ev ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows = lite_rows(&db, "SELECT id, name, tags FROM ev ORDER BY id", row3);
     assert_eq!(
         rows,
         [
@@ -283,19 +317,13 @@ fn sqlite_no_header_columns_type_override_upsert_and_truncate() {
         s(&b),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let got: Vec<(i64, String, String)> = sqlite(&db)
-        .prepare("SELECT id, zip, v FROM z ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let got = lite_rows(&db, "SELECT id, zip, v FROM z ORDER BY id", row3);
     assert_eq!(
         got,
         [
-            (1, "007".into(), "first".into()),
-            (2, "009".into(), "second".into()),
-            (3, "010".into(), "second".into())
+            (1, Some("007".into()), Some("first".into())),
+            (2, Some("009".into()), Some("second".into())),
+            (3, Some("010".into()), Some("second".into()))
         ]
     );
     let out = run(&[
@@ -378,22 +406,8 @@ fn sqlite_kill_9_mid_run_then_rerun_loads_each_row_once() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let loaded = sqlite(&db)
-            .query_row("SELECT count(*) FROM k", [], |r| r.get::<_, i64>(0))
-            .unwrap_or(0);
-        if loaded >= 300 {
-            break;
-        }
-        assert!(Instant::now() < until, "nothing loaded within 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    wait_until("300 rows loaded", || rows_in(&db, "k") >= 300);
+    sigkill(&child);
     let out = wait_or_fail(child, 30);
     assert_eq!(out.status.code(), None, "killed by a signal");
     let partial = count(&db, "k");
@@ -441,15 +455,7 @@ fn sqlite_ctrl_c_finishes_running_batches_and_the_counts_still_add_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    while sqlite(&db)
-        .query_row("SELECT count(*) FROM c", [], |r| r.get::<_, i64>(0))
-        .unwrap_or(0)
-        < 300
-    {
-        assert!(Instant::now() < until, "nothing loaded within 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("300 rows loaded", || rows_in(&db, "c") >= 300);
     sigint(&child);
     let out = wait_or_fail(child, 60);
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
@@ -500,13 +506,9 @@ fn sqlite_several_inputs_tsv_gz_and_jsonl_in_one_run() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(summary(&out)["rows_inserted"], 4);
-    let got: Vec<(i64, Option<String>)> = sqlite(&db)
-        .prepare("SELECT id, v FROM m ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let got = lite_rows(&db, "SELECT id, v FROM m ORDER BY id", |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+    });
     assert_eq!(
         got,
         [
@@ -872,22 +874,13 @@ fn pg_wrong_credentials_and_missing_table_exit_2_naming_them() {
 
 /// Rows in the table once the loader has made progress; fails after 60 s.
 fn wait_for_rows(t: &mut Table, at_least: i64) {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = t
-            .client
-            .query_one(&format!("SELECT count(*) FROM {}", t.name), &[])
-            .map(|r| r.get::<_, i64>(0))
-            .unwrap_or(0);
-        if n >= at_least {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "fewer than {at_least} rows after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let sql = format!("SELECT count(*) FROM {}", t.name);
+    wait_until(&format!("{at_least} rows loaded"), || {
+        t.client
+            .query_one(&sql, &[])
+            .map_or(0, |r| r.get::<_, i64>(0))
+            >= at_least
+    });
 }
 
 #[test]
@@ -925,11 +918,7 @@ fn pg_kill_9_mid_run_then_rerun_with_the_import_id_loads_each_row_once() {
         .spawn()
         .unwrap();
     wait_for_rows(&mut t, 300);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(&child);
     let out = wait_or_fail(child, 30);
     assert_eq!(out.status.code(), None);
     // The killed process's open transactions die with its connections.

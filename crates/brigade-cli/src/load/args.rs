@@ -36,6 +36,12 @@ use crate::run::RunArgs;
 /// deadlock is retried on a fresh connection with backoff (--retries, 8 by
 /// default here); a missing table or bad credentials stop the run (exit 2).
 ///
+/// Workers: 1 for SQLite by default (it has one writer at a time; the reader
+/// runs on its own thread), the number of cores (2 to 8) for PostgreSQL. Each
+/// worker holds one connection. --queue counts batches here and is capped at
+/// twice the workers, so memory stays bounded by a few batches whatever the
+/// input's size. --timeout is ignored: a batch is never cut off mid-transaction.
+///
 /// Exit codes: 0 every row went in, 1 some rows were rejected or some
 /// batches failed, 2 bad usage, bad input or a permanent database error,
 /// 130 interrupted. SQLite databases are switched to WAL journaling with

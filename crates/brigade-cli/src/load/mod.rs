@@ -129,6 +129,9 @@ fn load(args: Args) -> Result<i32, String> {
         return Err("--create needs column names: a header line, or --columns".into());
     }
     let chatty = !(args.run.quiet || args.run.json);
+    if args.run.timeout.is_some() && chatty {
+        eprintln!("brigade load: --timeout is ignored: a batch is never cut off mid-transaction");
+    }
     let opts = ReadOpts {
         format: args.format,
         delimiter: args.delimiter,
