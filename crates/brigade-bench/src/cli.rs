@@ -1,5 +1,6 @@
 //! The command-line scenarios: C1 (`brigade exec` vs `xargs -P` vs GNU
-//! `parallel`), C2 (`brigade logs` vs `rg -c` vs `grep -c`), C3 (pending).
+//! `parallel`), C2 (`brigade logs` vs `rg -c` vs `grep -c`), C3 (`brigade images` vs
+//! `convert`), C5 (`brigade load` vs `psql \copy`, pgloader, `sqlite3 .import`, sqlite-utils).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -787,6 +788,354 @@ pub fn c3(ctx: &Ctx) -> String {
             _ => got[1].why().unwrap_or_else(|| "no figure".into()),
         },
         util::verdict(b.zip(c).map(|(b, c)| b < c)),
+    );
+    out
+}
+
+// ---------------------------------------------------------------- C5
+
+/// The C5 table's columns: ints, floats, text, timestamps.
+const C5_PG_DDL: &str =
+    "id BIGINT, user_id BIGINT, amount DOUBLE PRECISION, ratio DOUBLE PRECISION, \
+                         name TEXT, category TEXT, created_at TIMESTAMP, updated_at TIMESTAMP";
+const C5_LITE_DDL: &str = "id INTEGER, user_id INTEGER, amount REAL, ratio REAL, name TEXT, \
+                           category TEXT, created_at TEXT, updated_at TEXT";
+const C5_COLUMNS: &str = "id,user_id,amount,ratio,name,category,created_at,updated_at";
+const C5_TABLE: &str = "brigade_bench_c5";
+const C5_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Writes `n` rows of 8 columns as CSV with a header; returns the bytes written.
+fn c5_csv(path: &Path, n: u64) -> std::io::Result<u64> {
+    const CATS: [&str; 8] = [
+        "books", "games", "garden", "tools", "toys", "food", "music", "sport",
+    ];
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(w, "{C5_COLUMNS}")?;
+    for i in 1..=n {
+        writeln!(
+            w,
+            "{i},{},{}.{:02},{:.6},\"customer {i}, {}\",{},2024-{:02}-{:02} {:02}:{:02}:{:02},2025-01-{:02} 12:00:00",
+            i * 7919 % 100_000,
+            i % 10_000,
+            i % 100,
+            (i * 31 % 1000) as f64 / 997.0,
+            CATS[(i % 8) as usize],
+            CATS[(i / 8 % 8) as usize],
+            i % 12 + 1,
+            i % 28 + 1,
+            i % 24,
+            i % 60,
+            (i / 60) % 60,
+            i % 28 + 1,
+        )?;
+    }
+    w.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loader {
+    BrigadePg,
+    PsqlCopy,
+    Pgloader,
+    BrigadeLite,
+    Sqlite3Import,
+    SqliteUtils,
+}
+
+impl Loader {
+    fn name(self) -> &'static str {
+        match self {
+            Loader::BrigadePg => "brigade load (PostgreSQL, COPY)",
+            Loader::PsqlCopy => "psql \\copy",
+            Loader::Pgloader => "pgloader",
+            Loader::BrigadeLite => "brigade load (SQLite)",
+            Loader::Sqlite3Import => "sqlite3 .import",
+            Loader::SqliteUtils => "sqlite-utils insert",
+        }
+    }
+}
+
+/// `sqlite-utils` on PATH or in pip's user folder.
+fn sqlite_utils() -> Option<PathBuf> {
+    find_tool("sqlite-utils").or_else(|| {
+        let p = PathBuf::from(std::env::var_os("HOME")?).join(".local/bin/sqlite-utils");
+        p.is_file().then_some(p)
+    })
+}
+
+/// Runs `psql -tAc SQL` against the test database; its trimmed output.
+fn psql(sql: &str) -> Result<String, Fail> {
+    let psql = find_tool("psql").ok_or_else(|| Fail::Missing("psql not installed".into()))?;
+    let out = Command::new(psql)
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tA",
+            "-d",
+            C5_PG,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if !out.status.success() {
+        let e = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if e.contains("could not connect") || e.contains("Connection refused") {
+            return Err(Fail::Missing(format!("PostgreSQL not reachable: {e}")));
+        }
+        return Err(Fail::Error(format!("psql -c {sql:?}: {e}")));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs `sqlite3 DB SQL`; its trimmed output.
+fn sqlite3(db: &Path, sql: &str) -> Result<String, Fail> {
+    let bin = missing("sqlite3")?;
+    let out = Command::new(bin)
+        .arg(db)
+        .arg(sql)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("sqlite3: {e}"))?;
+    if !out.status.success() {
+        return Err(Fail::Error(format!(
+            "sqlite3 {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// One load of `csv` by `tool` into a fresh (empty) table: (wall s, peak RSS MiB).
+fn c5_run(ctx: &Ctx, tool: Loader, csv: &Path, n: u64, dir: &Path) -> Result<Vec<f64>, Fail> {
+    let pg = matches!(
+        tool,
+        Loader::BrigadePg | Loader::PsqlCopy | Loader::Pgloader
+    );
+    let db = dir.join("c5.db");
+    if pg {
+        psql(&format!(
+            "DROP TABLE IF EXISTS {C5_TABLE}; CREATE TABLE {C5_TABLE} ({C5_PG_DDL})"
+        ))?;
+    } else {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("c5.db{ext}")));
+        }
+        sqlite3(&db, &format!("CREATE TABLE {C5_TABLE} ({C5_LITE_DDL})"))?;
+    }
+    let csv_s = csv
+        .to_str()
+        .ok_or_else(|| Fail::Error("a non-UTF-8 temp path".into()))?;
+    let mut cmd = match tool {
+        Loader::BrigadePg | Loader::BrigadeLite => {
+            let mut c = Command::new(brigade(ctx)?);
+            let target = if pg {
+                C5_PG.to_string()
+            } else {
+                db.to_str()
+                    .ok_or_else(|| Fail::Error("a non-UTF-8 temp path".into()))?
+                    .to_string()
+            };
+            c.args([
+                "load", "--db", &target, "--table", C5_TABLE, "--json", csv_s,
+            ]);
+            c
+        }
+        Loader::PsqlCopy => {
+            let mut c = Command::new(missing("psql")?);
+            c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", C5_PG, "-c"])
+                .arg(format!(
+                    "\\copy {C5_TABLE} FROM '{csv_s}' WITH (FORMAT csv, HEADER true)"
+                ));
+            c
+        }
+        Loader::Pgloader => {
+            let mut c = Command::new(missing("pgloader")?);
+            c.args(["--quiet", "--type", "csv", "--field", C5_COLUMNS])
+                .args([
+                    "--with",
+                    "skip header = 1",
+                    "--with",
+                    "fields terminated by ','",
+                ])
+                .args(["--with", "fields optionally enclosed by '\"'"])
+                .arg(csv)
+                .arg(format!("{C5_PG}?tablename={C5_TABLE}"));
+            c
+        }
+        Loader::Sqlite3Import => {
+            let mut c = Command::new(missing("sqlite3")?);
+            c.arg(&db)
+                .arg(format!(".import --csv --skip 1 {csv_s} {C5_TABLE}"));
+            c
+        }
+        Loader::SqliteUtils => {
+            let bin = sqlite_utils().ok_or_else(|| {
+                Fail::Missing("sqlite-utils not installed (pip install sqlite-utils)".into())
+            })?;
+            let mut c = Command::new(bin);
+            c.args(["insert"]).arg(&db).args([C5_TABLE, csv_s, "--csv"]);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null());
+    let start = Instant::now();
+    let (stdout, kib) = crate::child::run_rusage(&mut cmd)?;
+    let secs = start.elapsed().as_secs_f64();
+    if matches!(tool, Loader::BrigadePg | Loader::BrigadeLite)
+        && json_u64(&stdout, "rows_inserted") != Some(n)
+    {
+        return Err(Fail::Error(format!(
+            "rows_inserted is not {n}: {}",
+            stdout.trim()
+        )));
+    }
+    let count = if pg {
+        psql(&format!("SELECT count(*) FROM {C5_TABLE}"))?
+    } else {
+        sqlite3(&db, &format!("SELECT count(*) FROM {C5_TABLE}"))?
+    };
+    if count != n.to_string() {
+        return Err(Fail::Error(format!(
+            "{count} rows in the table, expected {n}"
+        )));
+    }
+    Ok(vec![secs, kib as f64 / 1024.0])
+}
+
+pub fn c5(ctx: &Ctx) -> String {
+    let n: u64 = ctx.pick(2_000_000, 200_000, 2_000);
+    let rounds_n = ctx.rounds(3, 1);
+    let dir = match tempfile::Builder::new()
+        .prefix("brigade-bench-c5")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            util::fail(format!("C5: temp dir: {e}"));
+            return format!("ERROR: temp dir: {e}\n");
+        }
+    };
+    let csv = dir.path().join("c5.csv");
+    let bytes = match c5_csv(&csv, n) {
+        Ok(b) => b,
+        Err(e) => {
+            util::fail(format!("C5: writing the CSV: {e}"));
+            return format!("ERROR: writing the CSV: {e}\n");
+        }
+    };
+    // Into the page cache, in small reads: a child's ru_maxrss starts from this
+    // process's peak at fork, so the bench must never hold the file itself.
+    if let Ok(mut f) = File::open(&csv) {
+        let _ = std::io::copy(&mut f, &mut std::io::sink());
+    }
+    let mut out = format!(
+        "{n} generated rows of 8 columns (2 integers, 2 floats, 2 texts, 2 timestamps; one quoted \
+         field with a comma per row) as one CSV file of {} MiB, warm in the page cache, into an \
+         empty table created beforehand (PostgreSQL on the same machine: `{C5_PG}`, table \
+         `{C5_TABLE}` dropped and created before each run; SQLite: a fresh file each run). \
+         Commands: `brigade load --db URL --table {C5_TABLE} --json FILE` (default settings: COPY, \
+         5,000-row batches, workers = cores for PostgreSQL, 1 for SQLite; its JSON count is \
+         checked), `psql -c \"\\copy {C5_TABLE} FROM FILE WITH (FORMAT csv, HEADER true)\"`, \
+         `pgloader --type csv --field ... --with \"skip header = 1\" FILE URL?tablename=...`, \
+         `sqlite3 DB \".import --csv --skip 1 FILE {C5_TABLE}\"`, `sqlite-utils insert DB \
+         {C5_TABLE} FILE --csv`. Every run's row count is checked in the table. Peak RSS: \
+         `ru_maxrss` of the command (for psql and pgloader the client only, not the server). {}, \
+         alternating. Ratio: tool / brigade (wall).\n\n",
+        num(bytes as f64 / (1 << 20) as f64),
+        ctx.rounds_text(rounds_n, " of the same size")
+    );
+    let tables = [
+        [Loader::BrigadePg, Loader::PsqlCopy, Loader::Pgloader],
+        [
+            Loader::BrigadeLite,
+            Loader::Sqlite3Import,
+            Loader::SqliteUtils,
+        ],
+    ];
+    let mut medians = Vec::new();
+    for list in tables {
+        let got = rounds(
+            &list,
+            false,
+            rounds_n,
+            |t| format!("C5 {}", t.name()),
+            |tool, _| c5_run(ctx, tool, &csv, n, dir.path()),
+        );
+        let rows: Vec<_> = list
+            .iter()
+            .zip(&got)
+            .map(|(t, g)| (t.name().to_string(), g))
+            .collect();
+        out.push_str(&wall_table(
+            &[
+                "tool",
+                "wall s median [min-max]",
+                "rows/s",
+                "peak RSS MiB",
+                "ratio to brigade (wall)",
+            ],
+            &rows,
+            |_, g, v| vec![num(n as f64 / util::median(v)), med_range(&g.metric(1))],
+        ));
+        out.push('\n');
+        medians.push(
+            got.iter()
+                .map(|g| (g.median(0), g.median(1)))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let _ = psql(&format!("DROP TABLE IF EXISTS {C5_TABLE}"));
+    // Targets: speed as a fraction of each peer's rows/s (peer wall / brigade wall).
+    let speed = |b: Option<f64>, p: Option<f64>| b.zip(p).map(|(b, p)| p / b);
+    let pg = &medians[0];
+    let lite = &medians[1];
+    let report = |figure: &str, target: &str, x: Option<f64>, min: f64| {
+        util::target(
+            figure,
+            target,
+            x.map_or("no figure".into(), |x| format!("{x:.2}x")),
+            util::verdict(x.map(|x| x >= min)),
+        );
+    };
+    report(
+        "C5 PostgreSQL vs psql \\copy",
+        ">= 0.9x",
+        speed(pg[0].0, pg[1].0),
+        0.9,
+    );
+    report(
+        "C5 PostgreSQL vs pgloader",
+        ">= 2x",
+        speed(pg[0].0, pg[2].0),
+        2.0,
+    );
+    report(
+        "C5 SQLite vs sqlite3 .import",
+        ">= 0.8x",
+        speed(lite[0].0, lite[1].0),
+        0.8,
+    );
+    report(
+        "C5 SQLite vs sqlite-utils",
+        ">= 5x",
+        speed(lite[0].0, lite[2].0),
+        5.0,
+    );
+    let rss = pg[0]
+        .1
+        .into_iter()
+        .chain(lite[0].1)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    util::target(
+        "C5 peak RSS",
+        "<= 128 MiB",
+        rss.map_or("no figure".into(), |r| format!("{r:.0} MiB at {n} rows")),
+        util::verdict(rss.map(|r| r <= 128.0)),
     );
     out
 }

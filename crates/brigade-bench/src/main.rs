@@ -166,7 +166,7 @@ pub fn cores() -> usize {
 /// A scenario: its id, its title, and the function that runs it and returns its Markdown.
 type Scenario = (&'static str, &'static str, fn(&Ctx) -> String);
 
-const SCENARIOS: [Scenario; 8] = [
+const SCENARIOS: [Scenario; 9] = [
     ("S1", "pool overhead, no-op jobs", libs::s1),
     ("S2", "CPU-bound jobs, speed-up", libs::s2),
     ("S3", "sleeping jobs, wall / ideal", libs::s3),
@@ -182,6 +182,11 @@ const SCENARIOS: [Scenario; 8] = [
         "C3",
         "`brigade images` vs `convert` via `xargs -P`",
         cli::c3,
+    ),
+    (
+        "C5",
+        "`brigade load` vs `psql \\copy`, pgloader, `sqlite3 .import`, `sqlite-utils insert`",
+        cli::c5,
     ),
 ];
 
@@ -202,7 +207,7 @@ fn usage(code: i32) -> ! {
          --quick          smaller sizes and fewer rounds (under two minutes on 2 cores)\n\
          --check          with --quick: a smoke test with tiny sizes, one round, no warm-up;\n\
          \x20                exits non-zero if any scenario fails or counts wrong\n\
-         --only LIST      run only these scenarios: S1 S2 S3 S4 S5 C1 C2 C3\n\
+         --only LIST      run only these scenarios: S1 S2 S3 S4 S5 C1 C2 C3 C5\n\
          --rounds N       measured rounds per scenario (default: by mode)\n\
          --brigade PATH   the brigade CLI binary to measure (default: built with\n\
          \x20                cargo build --release -p brigade-cli into this binary's target dir)\n\

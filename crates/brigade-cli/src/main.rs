@@ -9,6 +9,7 @@ mod demo;
 mod exec;
 mod images;
 mod interrupt;
+mod load;
 mod logs;
 mod run;
 mod units;
@@ -34,6 +35,7 @@ enum Command {
     Demo(demo::Args),
     Exec(Box<exec::Args>),
     Images(images::Args),
+    Load(load::Args),
     Logs(logs::Args),
 }
 
@@ -60,6 +62,7 @@ fn real_main() -> i32 {
         Command::Demo(a) => demo::main(a),
         Command::Exec(a) => exec::main(*a),
         Command::Images(a) => images::main(a),
+        Command::Load(a) => load::main(a),
         Command::Logs(a) => logs::main(a),
     }
 }
