@@ -982,12 +982,17 @@ impl<J, T, E> Shared<J, T, E> {
             return Ok(None);
         }
         let mut st = self.lock();
-        self.cancel_locked(&mut st);
+        if st.finished {
+            return Ok(None);
+        }
+        // Read the running jobs before the cancel wakes them, so that a job
+        // that returns at the cancel is still named.
         let mut running: Vec<u64> = st
             .slots
             .iter()
             .filter_map(|s| s.batch.as_ref().and_then(|b| b.lock().current))
             .collect();
+        self.cancel_locked(&mut st);
         running.sort_unstable();
         Ok(Some(running))
     }
