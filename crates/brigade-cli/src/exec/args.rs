@@ -1,4 +1,4 @@
-//! The options of `brigade exec`, parsed by clap, then checked once into a [`Config`].
+//! The options of `brigade exec`, parsed by clap, then checked once into a `Config`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
