@@ -33,7 +33,7 @@ pub struct NoState;
 /// # let _ = b;
 /// ```
 pub struct WithState<S> {
-    init: StdArc<dyn Fn(usize) -> Result<S, BoxError> + Send + Sync>,
+    pub(crate) init: StdArc<dyn Fn(usize) -> Result<S, BoxError> + Send + Sync>,
 }
 
 /// Sets up a pool: how many workers, how long a queue, which policies; then
@@ -61,9 +61,9 @@ pub struct WithState<S> {
 /// ```
 #[must_use = "a builder does nothing until build() or run()"]
 pub struct Builder<St = NoState, R = RetryEvery> {
-    cfg: Config,
-    retry: R,
-    state: St,
+    pub(crate) cfg: Config,
+    pub(crate) retry: R,
+    pub(crate) state: St,
 }
 
 impl<St, R> std::fmt::Debug for Builder<St, R> {

@@ -153,6 +153,8 @@ mod jobs;
 mod outcome;
 mod pool;
 mod results;
+#[cfg(not(loom))]
+mod scope;
 mod shared;
 mod stats;
 mod sync;

@@ -272,13 +272,14 @@ impl<'a, J, T, E> Locked<'a, J, T, E> {
     }
 }
 
-/// Starts a worker thread in a slot.
-type SpawnFn<J, T, E> = Box<
+/// Starts a worker thread in a slot. A pool of its own threads returns the
+/// handle to join; a scoped pool's threads are joined by their scope.
+pub(crate) type SpawnFn<J, T, E> = Box<
     dyn Fn(
             &Arc<Shared<J, T, E>>,
             usize,
             BatchRef<J>,
-        ) -> std::io::Result<sync::thread::JoinHandle<()>>
+        ) -> std::io::Result<Option<sync::thread::JoinHandle<()>>>
         + Send
         + Sync,
 >;
@@ -335,10 +336,19 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Shared<J, T, E> {
             let shared = Arc::clone(shared);
             let code = std::sync::Arc::clone(&code);
             sync::spawn_named(format!("{name}-{idx}"), move || {
-                WORKER_OF.with(|w| w.set(shared.id()));
-                worker::run(&shared, &code, idx, batch);
+                shared.worker_main(&code, idx, batch);
             })
+            .map(Some)
         });
+        Self::start_with(cfg, retry_if, spawn_worker)
+    }
+
+    /// Starts a crew whose threads `spawn_worker` starts.
+    pub(crate) fn start_with(
+        cfg: Config,
+        retry_if: Option<RetryFn<E>>,
+        spawn_worker: SpawnFn<J, T, E>,
+    ) -> Result<Arc<Self>, BuildError> {
         let n = cfg.workers;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -431,8 +441,43 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Shared<J, T, E> {
         st.slots[idx].batch = Some(batch);
         st.live += 1;
         st.threads += 1;
-        st.handles.push(handle);
+        st.handles.extend(handle);
         Ok(())
+    }
+
+    /// A worker thread's whole life, on the thread.
+    pub(crate) fn worker_main<S, F>(
+        self: &Arc<Self>,
+        code: &worker::Code<S, F>,
+        idx: usize,
+        batch: BatchRef<J>,
+    ) where
+        F: Fn(&mut S, &J, &Context<'_, J>) -> Result<T, E>,
+    {
+        WORKER_OF.with(|w| w.set(self.id()));
+        worker::run(self, code, idx, batch);
+    }
+
+    /// The thread of worker `idx` could not be started after all (a scoped
+    /// pool starts its threads from a helper thread): free its slot. While
+    /// the pool is being built, `build` reports it; later, a pool left with
+    /// no worker at all is cancelled, so that nothing waits for ever.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn spawn_failed(&self, idx: usize, error: std::io::Error) {
+        let mut st = self.lock();
+        if st.building {
+            st.inits_done += 1;
+            if st.init_error.is_none() {
+                let e: BoxError = format!("cannot start the worker's thread: {error}").into();
+                st.init_error = Some(InitError::new(idx, e));
+            }
+        }
+        self.leave_slot(&mut st, idx);
+        st.threads -= 1;
+        if !st.building && st.live == 0 && !st.finished {
+            self.cancel_locked(&mut st);
+        }
+        st.done.wake_all(&self.done);
     }
 
     /// Joins the threads of workers that have ended, so that a pool resized

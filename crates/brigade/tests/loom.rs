@@ -665,3 +665,66 @@ fn init_error_at_build_shuts_down() {
         }
     });
 }
+
+/// A job that holds a clone of its own pool's jobs half, with the results
+/// half gone: each outcome, and the `Jobs` clone inside its job, is dropped
+/// by the pool itself. That drop takes the pool's lock (the last clone closes
+/// the pool), so it must run after the lock is released: loom's mutex is not
+/// re-entrant, and a drop under the lock deadlocks the model.
+#[test]
+fn pool_drops_a_job_holding_its_jobs_half_outside_the_lock() {
+    struct Holder(#[allow(dead_code)] Option<Jobs<Holder>>);
+    model(2, || {
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(1)
+            .build(|_: &Holder, _ctx| Ok::<_, ()>(()))
+            .unwrap();
+        let pool = jobs.pool();
+        drop(results);
+        let clone = jobs.clone();
+        let producer = thread::spawn(move || {
+            let a = jobs.send(Holder(Some(jobs.clone()))).is_ok();
+            a as u64
+        });
+        // The main thread's clone travels inside the second job: once both
+        // outcomes are dropped, no handle is left and the pool closes.
+        let b = clone.send(Holder(None)).is_ok() as u64;
+        drop(clone);
+        let a = producer.join().unwrap();
+        pool.wait().unwrap();
+        let s = check_stats(&pool, (a + b) as usize);
+        assert_eq!(s.succeeded, a + b);
+    });
+}
+
+/// A panicking `Drop` on a value the pool throws away (the results half is
+/// gone) races with close: the panic is contained where the pool drops its
+/// garbage, the worker carries on, and the pool finishes with its counts.
+#[test]
+fn panicking_drop_of_a_thrown_away_value_races_close() {
+    #[derive(Debug)]
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("boom in Drop");
+            }
+        }
+    }
+    model(2, || {
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(2)
+            .build(|_: &u32, _ctx| Ok::<_, ()>(Bomb))
+            .unwrap();
+        let pool = jobs.pool();
+        let producer = thread::spawn(move || send_all(&jobs, &[1, 2]));
+        drop(results);
+        let (accepted, refused) = producer.join().unwrap();
+        assert!(refused.is_empty());
+        pool.wait().unwrap();
+        let s = check_stats(&pool, accepted.len());
+        assert_eq!((s.succeeded, s.target_workers), (2, 1));
+    });
+}
