@@ -11,20 +11,8 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use brigade::{BuildError, Builder, Context, Failure, Jobs, NextError, SendError, Stopped};
-use common::{quiet_boom, watchdog};
+use common::{quiet_boom, watchdog, Bomb};
 
-/// A value whose `Drop` panics (its message starts with "boom", so the
-/// tests' panic hook keeps quiet).
-#[derive(Debug)]
-struct Bomb;
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("boom in Drop");
-        }
-    }
-}
 
 /// After whatever broke, the crew still has `n` workers and runs 50 more jobs.
 fn crew_still_works<J: Send + 'static>(

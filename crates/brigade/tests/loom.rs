@@ -703,15 +703,7 @@ fn pool_drops_a_job_holding_its_jobs_half_outside_the_lock() {
 /// garbage, the worker carries on, and the pool finishes with its counts.
 #[test]
 fn panicking_drop_of_a_thrown_away_value_races_close() {
-    #[derive(Debug)]
-    struct Bomb;
-    impl Drop for Bomb {
-        fn drop(&mut self) {
-            if !std::thread::panicking() {
-                panic!("boom in Drop");
-            }
-        }
-    }
+    use common::Bomb;
     model(2, || {
         let (jobs, results) = Builder::new()
             .workers(1)

@@ -42,3 +42,16 @@ pub fn quiet_boom() {
         }));
     });
 }
+
+/// A value whose `Drop` panics (its message starts with "boom", so
+/// [`quiet_boom`] keeps it quiet).
+#[derive(Debug)]
+pub struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("boom in Drop");
+        }
+    }
+}
