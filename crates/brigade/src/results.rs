@@ -27,6 +27,12 @@ use crate::sync::Arc;
 /// iterator given to [`Builder::run`](crate::Builder::run) panicked, the
 /// results half raises that panic after the last outcome.
 ///
+/// A thread that a job starts is not one of the workers. If the job waits
+/// for that thread while it reads this pool's results, neither can end, and
+/// this is not detected: std gives no way to carry a worker's identity into
+/// the threads a job starts. Read the results from the job itself, or from a
+/// thread the jobs do not wait for.
+///
 /// # Dropping
 ///
 /// Dropping the results half does not stop the pool: the jobs still run,

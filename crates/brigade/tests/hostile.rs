@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use brigade::{BuildError, Builder, Context, Failure, Jobs, NextError, SendError, Stopped};
 use common::{quiet_boom, watchdog, Bomb};
 
-
 /// After whatever broke, the crew still has `n` workers and runs 50 more jobs.
 fn crew_still_works<J: Send + 'static>(
     jobs: &Jobs<J>,
