@@ -79,6 +79,46 @@ fn timeout_stops_the_process_group_term_first() {
 }
 
 #[test]
+fn a_relative_timeout_stops_a_job_far_past_the_median_of_the_successes() {
+    // One at a time: four jobs of 0.3 s succeed, then one that would sleep
+    // 60 s is stopped at 1000% of their median (about 3 s). A job only
+    // 10x slower than its peers is stopped, so the quick ones are safe even
+    // on a loaded machine.
+    let dir = tempfile::tempdir().unwrap();
+    let out = exec_in(
+        dir.path(),
+        &[
+            "--json",
+            "-k",
+            "-j1",
+            "--timeout",
+            "1000%",
+            "sleep {}; echo done {}",
+            ":::",
+            "0.3",
+            "0.3",
+            "0.3",
+            "0.3",
+            "60",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(lines(&out.stdout), vec!["done 0.3"; 4]);
+    let v = json_summary(&out);
+    assert_eq!(
+        (v["succeeded"].as_u64(), v["timed_out"].as_u64()),
+        (Some(4), Some(1)),
+        "{v}"
+    );
+    assert!(
+        text(&out.stderr).contains("past 1000% of the median run time"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn termseq_kill_stops_a_job_that_ignores_term() {
     let dir = tempfile::tempdir().unwrap();
     let script = "trap '' TERM; echo $$ > pid; while :; do sleep 0.05; done; true {}";
@@ -419,7 +459,7 @@ fn closed_stdout_ends_quietly() {
 fn bad_input_is_exit_2_with_a_message_naming_it() {
     let cases: &[(&[&str], &str)] = &[
         (&["--timeout", "soon", "true", ":::", "x"], "soon"),
-        (&["--timeout", "10%", "true", ":::", "x"], "10%"),
+        (&["--timeout", "0%", "true", ":::", "x"], "0%"),
         (&["--rate", "0/s", "true", ":::", "x"], "0/s"),
         (&["-j", "many", "true", ":::", "x"], "many"),
         (

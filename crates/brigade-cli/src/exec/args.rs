@@ -57,7 +57,9 @@ use crate::units::{parse_duration, parse_rate};
 ///   --line-buffer a job ends when its output closes, not when it exits
 ///   --results     as parallel 20221122: saves, and prints nothing
 ///   not supported {= perl =}, --tagstring, -S/--sshlogin, --sql*, --fifo,
-///                 --cat, --semaphore, --onall, --transfer, --timeout N%
+///                 --cat, --semaphore, --onall, --transfer
+///   --timeout N%  N% of the true median run time of the jobs that succeeded
+///                 (parallel's is approximate); no limit until one succeeded
 ///                 (each is a usage error, never silently ignored)
 #[derive(clap::Args, Debug)]
 #[command(
@@ -159,9 +161,10 @@ pub struct Args {
     /// Short for --halt soon,fail=1
     #[arg(long, help_heading = "The job set")]
     pub fail_fast: bool,
-    /// Time limit per job, e.g. 500ms, 30s, 2m; then the --termseq signals
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, help_heading = "The job set")]
-    pub timeout: Option<Duration>,
+    /// Time limit per job, e.g. 500ms, 30s, 2m, or 300% of the median run time
+    /// of the jobs that succeeded so far; then the --termseq signals
+    #[arg(long, value_name = "DURATION|N%", value_parser = parse_timeout, help_heading = "The job set")]
+    pub timeout: Option<Timeout>,
     /// Signals for a job past its --timeout: SIG,MS,SIG,MS,... [default: TERM,200,TERM,100,TERM,50,KILL,25]
     #[arg(long, value_name = "SEQ", value_parser = parse_termseq, help_heading = "The job set")]
     pub termseq: Option<TermSeq>,
@@ -288,17 +291,30 @@ fn parse_jobs(text: &str) -> Result<Jobs, String> {
     }
 }
 
-fn parse_timeout(text: &str) -> Result<Duration, String> {
-    if text.trim().ends_with('%') {
-        return Err(format!(
-            "'{text}': --timeout N% (relative to the median run time) is not supported; give a duration"
-        ));
+/// A job's time limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Timeout {
+    /// A fixed duration.
+    After(Duration),
+    /// This many times the median run time of the jobs that succeeded so
+    /// far (`--timeout 300%` is 3.0); no limit until one has succeeded.
+    OfMedian(f64),
+}
+
+fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    if let Some(pct) = text.trim().strip_suffix('%') {
+        return match pct.trim().parse::<f64>() {
+            Ok(p) if p.is_finite() && p > 0.0 => Ok(Timeout::OfMedian(p / 100.0)),
+            _ => Err(format!(
+                "'{text}': a relative timeout is a positive percentage of the median run time, e.g. 300%"
+            )),
+        };
     }
     let d = parse_duration(text)?;
     if d.is_zero() {
         return Err(format!("'{text}': a timeout must be longer than zero"));
     }
-    Ok(d)
+    Ok(Timeout::After(d))
 }
 
 /// When --halt stops the run.
@@ -619,8 +635,17 @@ mod tests {
     fn timeouts_and_termseq() {
         assert!(parse_timeout("0").unwrap_err().contains("longer than zero"));
         assert!(parse_timeout("0s").is_err());
-        assert!(parse_timeout("10%").unwrap_err().contains("not supported"));
-        assert_eq!(parse_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("250%"), Ok(Timeout::OfMedian(2.5)));
+        for bad in ["0%", "-5%", "x%", "inf%", "%"] {
+            assert!(
+                parse_timeout(bad).unwrap_err().contains("percentage"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_timeout("2s"),
+            Ok(Timeout::After(Duration::from_secs(2)))
+        );
         let t = parse_termseq("TERM,1000,SIGKILL,25").unwrap();
         assert_eq!(
             t.0,

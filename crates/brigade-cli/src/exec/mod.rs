@@ -32,7 +32,7 @@ use crate::run::{self, exit, Next};
 use crate::units::human;
 
 pub use args::Args;
-use args::{Halt, HaltOn, OutputMode};
+use args::{Halt, HaltOn, OutputMode, Timeout};
 use inputs::{Job, Packing};
 use joblog::{Joblog, Row};
 use killer::Killer;
@@ -49,6 +49,8 @@ pub struct Ran {
     line: Vec<u8>,
     /// Stopped by --timeout or --halt now.
     stopped: bool,
+    /// How long its process ran.
+    took: Duration,
 }
 
 /// Why a job failed.
@@ -163,7 +165,7 @@ struct Plan {
     tag: bool,
     tmpdir: Option<PathBuf>,
     results: Option<PathBuf>,
-    timeout: Option<Duration>,
+    timeout: Option<Timeout>,
     killer: Arc<Killer>,
     joblog: Option<Joblog>,
     delay: Option<Delay>,
@@ -347,9 +349,7 @@ fn run_attempt(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecEr
         };
         ExecError::Spawn(format!("cannot run '{name}': {e}"))
     })?;
-    let id = plan
-        .killer
-        .register(child.id() as i32, plan.timeout.map(|t| t0 + t));
+    let id = plan.killer.register(child.id() as i32, t0);
     if let (Some(data), Some(mut stdin)) = (job.stdin.clone(), child.stdin.take()) {
         // Detached: a job that never reads its stdin must not hold this one up.
         std::thread::spawn(move || {
@@ -381,7 +381,11 @@ fn run_attempt(plan: &Plan, job: &Job, ctx: &Context<Job>) -> Result<Ran, ExecEr
         status,
         line,
         stopped,
+        took,
     };
+    if status.success() && !stopped {
+        plan.killer.succeeded(took);
+    }
     let last_attempt = status.success() || stopped || ctx.attempt() >= plan.attempts;
     if let (Some(log), true) = (&plan.joblog, last_attempt) {
         let row = Row {
@@ -543,7 +547,7 @@ pub fn main(args: Args) -> i32 {
         (jobs, total)
     };
 
-    let killer = match Killer::start(args.termseq.clone().unwrap_or_default()) {
+    let killer = match Killer::start(args.termseq.clone().unwrap_or_default(), args.timeout) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("brigade exec: cannot start the timeout thread: {e}");
@@ -651,7 +655,14 @@ fn print_outcome(plan: &Plan, o: &Outcome<Job, Ran, ExecError>) -> Next {
         Err(Failure::Error(ExecError::Exit(ran))) => show(ran).and_then(|()| {
             let what = if ran.stopped {
                 match plan.timeout {
-                    Some(t) => format!("timed out after {} and was stopped", human(t)),
+                    Some(Timeout::After(t)) => {
+                        format!("timed out after {} and was stopped", human(t))
+                    }
+                    Some(Timeout::OfMedian(k)) => format!(
+                        "ran {}, past {}% of the median run time, and was stopped",
+                        human(ran.took),
+                        k * 100.0
+                    ),
                     None => "was stopped".into(),
                 }
             } else {
