@@ -224,6 +224,46 @@ pub fn drive<J, T, E>(
     results: Results<J, T, E>,
     total: Option<u64>,
     started: Instant,
+    each: impl FnMut(&Outcome<J, T, E>) -> Next,
+) -> Summary
+where
+    J: Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    drive_metered(args, results, total, started, &Meter::jobs(), each)
+}
+
+/// What the progress bar counts. A tool whose jobs are batches counts what
+/// is in them (rows, say), and may show a byte rate beside.
+pub struct Meter<'a, J, T, E> {
+    /// The unit shown after the count, plural ("jobs", "rows").
+    pub unit: &'static str,
+    /// How many units one outcome is.
+    pub count: &'a dyn Fn(&Outcome<J, T, E>) -> u64,
+    /// How many bytes one outcome is, shown as bytes a second.
+    pub bytes: Option<&'a dyn Fn(&Outcome<J, T, E>) -> u64>,
+}
+
+impl<J, T, E> Meter<'_, J, T, E> {
+    /// One unit a job.
+    pub fn jobs() -> Self {
+        Meter {
+            unit: "jobs",
+            count: &|_| 1,
+            bytes: None,
+        }
+    }
+}
+
+/// [`drive`], with the progress bar counting what `meter` says; `total`
+/// is in the meter's unit.
+pub fn drive_metered<J, T, E>(
+    args: &RunArgs,
+    results: Results<J, T, E>,
+    total: Option<u64>,
+    started: Instant,
+    meter: &Meter<'_, J, T, E>,
     mut each: impl FnMut(&Outcome<J, T, E>) -> Next,
 ) -> Summary
 where
@@ -233,7 +273,8 @@ where
 {
     let pool: Pool = results.pool();
     interrupt::watch(&pool);
-    let bar = progress_bar(args, total);
+    let bar = progress_bar(args, total, meter.unit);
+    let mut bytes = 0u64;
     let mut sum = Summary::default();
     let mut quiet_stop = false;
     for o in results {
@@ -252,7 +293,12 @@ where
         };
         // A job cancelled before it started is not progress.
         if let (Some(b), false) = (&bar, matches!(o.result, Err(Failure::Cancelled))) {
-            b.inc(1);
+            b.inc((meter.count)(&o));
+            if let Some(weigh) = meter.bytes {
+                bytes += weigh(&o);
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                b.set_message(format!("{:.1} MB/s", bytes as f64 / secs / 1e6));
+            }
         }
         if let Next::StopQuietly = next {
             quiet_stop = true;
@@ -291,21 +337,25 @@ where
     sum
 }
 
-fn progress_bar(args: &RunArgs, total: Option<u64>) -> Option<ProgressBar> {
+fn progress_bar(args: &RunArgs, total: Option<u64>, unit: &str) -> Option<ProgressBar> {
     if args.quiet || !io::stderr().is_terminal() {
         return None;
     }
     let bar = match total {
         Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} jobs  {rate}  ETA {eta}")
-                .expect("a valid template")
-                .with_key("rate", rate)
-                .progress_chars("=> "),
+            ProgressStyle::with_template(&format!(
+                "{{bar:40.cyan/blue}} {{pos}}/{{len}} {unit}  {{rate}}  {{msg}}  ETA {{eta}}"
+            ))
+            .expect("a valid template")
+            .with_key("rate", rate)
+            .progress_chars("=> "),
         ),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{spinner} {pos} jobs  {rate}  {elapsed}")
-                .expect("a valid template")
-                .with_key("rate", rate),
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {{pos}} {unit}  {{rate}}  {{msg}}  {{elapsed}}"
+            ))
+            .expect("a valid template")
+            .with_key("rate", rate),
         ),
     };
     bar.enable_steady_tick(Duration::from_millis(200));

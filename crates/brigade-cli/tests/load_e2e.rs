@@ -994,3 +994,44 @@ fn pg_terminated_worker_connection_is_retried_without_loss_or_duplicates() {
     assert_eq!(t.count(), n);
     assert_eq!(t.distinct_ids(), n, "no row twice");
 }
+
+#[test]
+fn the_progress_bar_counts_rows_and_bytes_not_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "rows.csv", &generated_csv(3000));
+    let db = dir.path().join("x.db");
+    let pty = nix::pty::openpty(None, None).unwrap();
+    // Three batches of 1,000 rows, slowed by --rate so that the bar draws.
+    let child = Command::new(bin())
+        .args(["load", "--db", s(&db), "--create", "--batch-rows", "1000"])
+        .args(["--rate", "4/s", s(&csv)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once brigade (the last holder of the terminal) exits.
+        while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let out = wait_or_fail(child, 60);
+    assert_eq!(out.status.code(), Some(0));
+    let screen = reader.join().unwrap();
+    assert!(
+        screen.contains("1000 rows") || screen.contains("2000 rows"),
+        "the bar does not count rows: {screen:?}"
+    );
+    assert!(screen.contains("MB/s"), "no byte rate: {screen:?}");
+    // The bar's own format is "COUNT UNIT  RATE"; the summary's "3 jobs in" is not the bar.
+    let batch_bar = regex::Regex::new(r"\d+ jobs  \d").unwrap();
+    assert!(
+        !batch_bar.is_match(&screen),
+        "the bar counts batches: {screen:?}"
+    );
+}

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brigade::{Builder, Context, Failure};
+use brigade::{Builder, Context, Failure, Outcome};
 use serde::Serialize;
 
 pub use args::Args;
@@ -33,7 +33,7 @@ use args::{table_from_file, Method, Target};
 use infer::Dialect;
 use input::{Batch, Batches, Committed, ReadOpts, Source};
 use rejects::Rejects;
-use sink::{quote_table, Connect, Db, Plan, Slot};
+use sink::{quote_table, Connect, Db, LoadError, Loaded, Plan, Slot};
 
 use crate::run::{self, exit, Next, Summary};
 use crate::units::human;
@@ -332,7 +332,13 @@ fn load(args: Args) -> Result<i32, String> {
 
     let pool = results.pool();
     let mut tot = Totals::default();
-    let mut summary = run::drive(&args.run, results, None, started, |o| {
+    // The bar counts rows (loaded or rejected) and input bytes, not batches.
+    let meter = run::Meter {
+        unit: "rows",
+        count: &|o: &Outcome<Batch, Loaded, LoadError>| o.job.records(),
+        bytes: Some(&|o: &Outcome<Batch, Loaded, LoadError>| o.job.bytes),
+    };
+    let mut summary = run::drive_metered(&args.run, results, None, started, &meter, |o| {
         match &o.result {
             Ok(l) => {
                 tot.inserted += l.rows;
