@@ -234,15 +234,18 @@ where
     drive_metered(args, results, total, started, &Meter::jobs(), each)
 }
 
+/// How much of something one outcome is.
+pub type Weigh<'a, J, T, E> = &'a dyn Fn(&Outcome<J, T, E>) -> u64;
+
 /// What the progress bar counts. A tool whose jobs are batches counts what
 /// is in them (rows, say), and may show a byte rate beside.
 pub struct Meter<'a, J, T, E> {
     /// The unit shown after the count, plural ("jobs", "rows").
     pub unit: &'static str,
     /// How many units one outcome is.
-    pub count: &'a dyn Fn(&Outcome<J, T, E>) -> u64,
+    pub count: Weigh<'a, J, T, E>,
     /// How many bytes one outcome is, shown as bytes a second.
-    pub bytes: Option<&'a dyn Fn(&Outcome<J, T, E>) -> u64>,
+    pub bytes: Option<Weigh<'a, J, T, E>>,
 }
 
 impl<J, T, E> Meter<'_, J, T, E> {
