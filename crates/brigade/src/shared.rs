@@ -180,6 +180,11 @@ pub(crate) struct State<J, T, E> {
     results_open: bool,
     /// The thread that made or last read the results half.
     reader: Option<sync::thread::ThreadId>,
+    /// Sends blocked on the reader's thread (more than one only if the
+    /// results half moved while one waited). Such a wait may have begun on a
+    /// full queue and become a wait on unread outcomes only that thread can
+    /// read, so it is woken whenever the queue gets room, to look again.
+    reader_sending: usize,
     /// Live `Jobs` handles; the last one dropped closes the pool.
     senders: usize,
     /// No more jobs from producers (follow-ups still allowed until cancelled).
@@ -357,6 +362,7 @@ impl<J: Send + 'static, T: Send + 'static, E: Send + 'static> Shared<J, T, E> {
                 garbage: Vec::new(),
                 results_open: true,
                 reader: Some(sync::thread::current().id()),
+                reader_sending: 0,
                 senders: 1,
                 closed: false,
                 cancelled: false,
@@ -619,9 +625,12 @@ impl<J, T, E> Shared<J, T, E> {
         seq
     }
 
-    /// Wakes blocked senders once there is room.
+    /// Wakes blocked senders once there is room, and the reader's own
+    /// blocked send whenever the queue has room (see `reader_sending`).
     fn wake_senders(&self, st: &mut State<J, T, E>) {
-        if st.space.sleeping() > 0 && self.has_room(st) {
+        if st.space.sleeping() > 0
+            && (self.has_room(st) || (st.reader_sending > 0 && st.queue.len() < self.cfg.queue))
+        {
             st.space.wake_all(&self.space);
         }
     }
@@ -702,7 +711,8 @@ impl<J, T, E> Shared<J, T, E> {
         grace: &mut Option<Instant>,
     ) -> bool {
         let on_results = st.queue.len() < self.cfg.queue;
-        let deadline = if block && on_results && st.reader == Some(sync::thread::current().id()) {
+        let reader = block && st.reader == Some(sync::thread::current().id());
+        let deadline = if reader && on_results {
             let now = Instant::now();
             let g = *grace.get_or_insert(now + Duration::from_secs(1));
             if now >= g {
@@ -712,9 +722,11 @@ impl<J, T, E> Shared<J, T, E> {
         } else {
             deadline
         };
+        st.reader_sending += usize::from(reader);
         st.space.enter();
         st.wait(&self.space, deadline);
         st.space.leave();
+        st.reader_sending -= usize::from(reader);
         true
     }
 

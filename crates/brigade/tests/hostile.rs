@@ -563,6 +563,68 @@ fn sending_past_the_unread_outcomes_from_the_reading_thread_is_an_error() {
 }
 
 #[test]
+fn a_reading_threads_send_blocked_on_a_full_queue_is_refused_once_its_wait_turns_to_the_outcomes() {
+    // The send starts waiting on a full queue (which the crew drains), but by
+    // the time the worker makes room there, the unread outcomes are at their
+    // bound, and only this thread reads them. It must find out, not sleep on.
+    // Found by the mutation runs (opt-level 1 timing); the pause below makes
+    // the order likely, and the test holds in any order.
+    watchdog(60, || {
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let g = gate.clone();
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(4)
+            .build(move |n: &u32, _ctx: &Context<u32>| {
+                if *n == 100 {
+                    let (open, cv) = &*g;
+                    let mut o = open.lock().unwrap();
+                    while !*o {
+                        o = cv.wait(o).unwrap();
+                    }
+                }
+                Ok::<_, ()>(*n)
+            })
+            .unwrap();
+        let pool = results.pool();
+        // Three unread outcomes, then the gated job running, then a full queue.
+        for n in 0..3 {
+            jobs.send(n).unwrap();
+        }
+        while pool.stats().succeeded < 3 {
+            std::thread::yield_now();
+        }
+        jobs.send(100).unwrap();
+        while pool.stats().running < 1 {
+            std::thread::yield_now();
+        }
+        for n in 3..7 {
+            jobs.send(n).unwrap();
+        }
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let (open, cv) = &*gate;
+            *open.lock().unwrap() = true;
+            cv.notify_all();
+        });
+        let mut refused = None;
+        for n in 7..1000 {
+            if let Err(e) = jobs.send(n) {
+                refused = Some(e);
+                break;
+            }
+        }
+        opener.join().unwrap();
+        let e = refused.expect("a send refused");
+        assert!(matches!(e, SendError::WouldDeadlock(_)), "{e}");
+        let last = e.into_inner();
+        drop(jobs);
+        // Every accepted job has its outcome: 0..last and the gated one.
+        assert_eq!(results.count() as u32, last + 1);
+    });
+}
+
+#[test]
 fn a_results_half_moved_to_a_reader_thread_is_no_deadlock() {
     watchdog(60, || {
         let (jobs, results) = Builder::new()
