@@ -12,7 +12,7 @@
 //!   `$` and a match that would run past the line's end all mean what they
 //!   mean per line (as in `rg`).
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, Input, MatchKind, Span};
 use memchr::{memchr, memrchr};
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -122,7 +122,10 @@ impl Regexes {
 /// The default words' fast path.
 #[derive(Debug)]
 pub struct Words {
-    /// The stems, lowercase: a hit is where a word may start.
+    /// The stems, lowercase, in the SIMD searcher (Teddy) where the CPU has
+    /// one: a hit is where a word may start.
+    packed: Option<packed::Searcher>,
+    /// The same, for CPUs without it.
     stems: AhoCorasick,
 }
 
@@ -135,11 +138,26 @@ fn is_word(b: Option<&u8>) -> bool {
 
 impl Words {
     fn new() -> Words {
+        const STEMS: [&str; 4] = ["err", "fatal", "critical", "warn"];
         let stems = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
-            .build(["err", "fatal", "critical", "warn"])
+            .build(STEMS)
             .expect("four literals build");
-        Words { stems }
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(STEMS)
+            .build();
+        Words { packed, stems }
+    }
+
+    /// Where the first stem at or after `from` in `hay` starts.
+    fn find(&self, hay: &[u8], from: usize) -> Option<usize> {
+        match &self.packed {
+            Some(p) => p.find_in(hay, Span::from(from..hay.len())),
+            None => self.stems.find(Input::new(hay).range(from..)),
+        }
+        .map(|m| m.start())
     }
 
     /// The level of the word that starts at `p` in the folded text `f`, where
@@ -168,16 +186,16 @@ impl Words {
         let f = &folded[..];
         let mut n = Levels::default();
         let mut at = 0;
-        while let Some(m) = self.stems.find(Input::new(f).range(at..)) {
-            let end = memchr(b'\n', &f[m.start()..]).map_or(f.len(), |i| m.start() + i);
-            let mut level = Self::level_at(f, m.start());
-            let mut from = m.start() + 1;
+        while let Some(p) = self.find(f, at) {
+            let end = memchr(b'\n', &f[p..]).map_or(f.len(), |i| p + i);
+            let mut level = Self::level_at(f, p);
+            let mut from = p + 1;
             // The line's other hits, while it could still rise.
             while level < 2 {
-                match self.stems.find(Input::new(&f[..end]).range(from..)) {
-                    Some(m) => {
-                        level = level.max(Self::level_at(f, m.start()));
-                        from = m.start() + 1;
+                match self.find(&f[..end], from) {
+                    Some(q) => {
+                        level = level.max(Self::level_at(f, q));
+                        from = q + 1;
                     }
                     None => break,
                 }
@@ -293,5 +311,11 @@ mod tests {
         }
         assert_eq!(count(&m, &text), count(&re, &text));
         assert_ne!(count(&m, &text), (0, 0));
+        // Without the SIMD searcher (a CPU without it) too.
+        let Matcher::Words(mut w) = m else {
+            unreachable!()
+        };
+        w.packed = None;
+        assert_eq!(count(&Matcher::Words(w), &text), count(&re, &text));
     }
 }
