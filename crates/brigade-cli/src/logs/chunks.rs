@@ -29,6 +29,8 @@ pub enum Stop {
     Binary,
     /// A line longer than `MAX_LINE`, at this line number (1-based).
     LongLine(u64),
+    /// The callback asked to stop (the job was cancelled or timed out).
+    Stopped,
     Io(io::Error),
 }
 
@@ -39,13 +41,13 @@ pub fn newlines(b: &[u8]) -> u64 {
 }
 
 /// Reads `r` to its end and calls `each` with every chunk of whole lines (the
-/// last one perhaps without its newline). `buf` is the reader's buffer, kept
+/// last one perhaps without its newline), until `each` returns false. `buf` is the reader's buffer, kept
 /// between calls: it holds `CHUNK` bytes, or up to `MAX_LINE` while a longer
 /// line passes.
 pub fn for_each_chunk(
     r: &mut dyn Read,
     buf: &mut Vec<u8>,
-    mut each: impl FnMut(&[u8]),
+    mut each: impl FnMut(&[u8]) -> bool,
 ) -> Result<Totals, Stop> {
     if buf.len() != CHUNK {
         buf.resize(CHUNK, 0);
@@ -79,7 +81,9 @@ pub fn for_each_chunk(
                 let last = &buf[..len];
                 totals.lines += newlines(last) + u64::from(last[len - 1] != b'\n');
                 totals.bytes += len as u64;
-                each(last);
+                if !each(last) {
+                    return Err(Stop::Stopped);
+                }
             }
             return Ok(totals);
         }
@@ -88,7 +92,9 @@ pub fn for_each_chunk(
                 let whole = &buf[..=i];
                 totals.lines += newlines(whole);
                 totals.bytes += whole.len() as u64;
-                each(whole);
+                if !each(whole) {
+                    return Err(Stop::Stopped);
+                }
                 buf.copy_within(i + 1..len, 0);
                 len -= i + 1;
                 if buf.len() > CHUNK && len < CHUNK {
@@ -125,7 +131,8 @@ mod tests {
     fn chunks(data: &[u8], step: usize) -> (Vec<Vec<u8>>, Result<Totals, Stop>) {
         let mut seen = Vec::new();
         let r = for_each_chunk(&mut Trickle(data, step), &mut Vec::new(), |c| {
-            seen.push(c.to_vec())
+            seen.push(c.to_vec());
+            true
         });
         (seen, r)
     }
@@ -171,5 +178,7 @@ mod tests {
         let (seen, r) = chunks(b"", 3);
         assert!(seen.is_empty());
         assert_eq!(r.unwrap(), Totals::default());
+        let stop = for_each_chunk(&mut &b"a\nb\n"[..], &mut Vec::new(), |_| false);
+        assert!(matches!(stop, Err(Stop::Stopped)));
     }
 }

@@ -119,7 +119,7 @@ enum Scan {
 /// A worker's reusable buffers: the chunk, and scratch for the matcher.
 type Buffers = (Vec<u8>, Vec<u8>);
 
-fn scan(m: &Matcher, bufs: &mut Buffers, job: &Job) -> Result<Scan, String> {
+fn scan(m: &Matcher, bufs: &mut Buffers, job: &Job, ctx: &Context<Job>) -> Result<Scan, String> {
     let (buf, scratch) = bufs;
     let name = job.name();
     match &job.what {
@@ -133,6 +133,8 @@ fn scan(m: &Matcher, bufs: &mut Buffers, job: &Job) -> Result<Scan, String> {
         let c = m.count(chunk, scratch);
         n.errors += c.errors;
         n.warnings += c.warnings;
+        // Stop at Ctrl-C twice or at the --timeout, between chunks.
+        !ctx.is_cancelled() && ctx.deadline().is_none_or(|d| Instant::now() < d)
     });
     match read {
         Ok(t) => Ok(Scan::Counted(FileCount {
@@ -147,6 +149,7 @@ fn scan(m: &Matcher, bufs: &mut Buffers, job: &Job) -> Result<Scan, String> {
             "{name}: line {line} is longer than {} MiB, the most one worker holds; not counted",
             chunks::MAX_LINE >> 20
         )),
+        Err(Stop::Stopped) => Err(format!("{name}: stopped before its end")),
         Err(Stop::Io(e)) => Err(format!("cannot read {name}: {e}")),
     }
 }
@@ -193,13 +196,13 @@ pub fn main(args: Args) -> i32 {
     let mut bad_input = false;
     let mut roots = Vec::new();
     for p in &args.paths {
+        // (metadata follows a symlink: a broken one named is bad input.)
         match std::fs::metadata(p) {
-            _ if p.as_os_str() == "-" => roots.push(p.clone()),
-            Ok(_) => roots.push(p.clone()),
-            Err(e) => {
+            Err(e) if p.as_os_str() != "-" => {
                 eprintln!("brigade logs: {}: {e}", p.display());
                 bad_input = true;
             }
+            _ => roots.push(p.clone()),
         }
     }
     let m = matcher.clone();
@@ -210,7 +213,7 @@ pub fn main(args: Args) -> i32 {
         .state(move |_| Ok::<_, io::Error>((Vec::new(), scratch.scratch(chunks::CHUNK))))
         .run(
             input::walk(roots, filter, args.follow),
-            move |bufs: &mut Buffers, job: &Job, _ctx: &Context<Job>| scan(&m, bufs, job),
+            move |bufs: &mut Buffers, job: &Job, ctx: &Context<Job>| scan(&m, bufs, job, ctx),
         );
 
     let mut files = Vec::new();
