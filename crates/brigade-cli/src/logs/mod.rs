@@ -354,3 +354,26 @@ fn print_table(
     )?;
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn the_options_are_consistent_and_globs_keep_their_order() {
+        Wrap::command().debug_assert();
+        let w = Wrap::parse_from(["logs", "--iglob", "*.LOG", "-g", "!a.log", "."]);
+        let globs: Vec<&GlobArg> = w.args.globs.iter().chain(&w.args.iglobs).collect();
+        let f = input::Filter::new(&globs).unwrap();
+        // The later glob (-g '!a.log') wins over the earlier --iglob.
+        assert!(!f.allows(std::path::Path::new("a.log"), false));
+        assert!(f.allows(std::path::Path::new("b.log"), false));
+    }
+}
