@@ -412,8 +412,8 @@ pub fn c2(ctx: &Ctx) -> String {
          word, any case, with LC_ALL=C: `brigade logs -q --json DIR` (errors + warnings; its \
          totals are checked), `rg -c -i -w --no-ignore -e WORD... DIR` and `grep -r -c -i -w -E \
          'WORD|...' DIR` (the sums of their per-file counts are checked). Each tool uses its \
-         default parallelism (brigade and rg: one worker per core; grep: one thread). {}, \
-         alternating. Ratio: tool / brigade.\n\n",
+         default parallelism (brigade and rg: one worker per core; grep: one thread). Peak RSS: \
+         `ru_maxrss` from `wait4`. {}, alternating. Ratio: tool / brigade.\n\n",
         expect.files,
         expect.bytes as f64 / (1 << 20) as f64,
         expect.errors,
@@ -451,8 +451,10 @@ pub fn c2(ctx: &Ctx) -> String {
                 }
                 _ => unreachable!(),
             };
-            cmd.env("LC_ALL", "C");
-            let (secs, stdout) = timed(&mut cmd, None)?;
+            cmd.env("LC_ALL", "C").stdin(Stdio::null());
+            let start = Instant::now();
+            let (stdout, kib) = crate::child::run_rusage(&mut cmd)?;
+            let secs = start.elapsed().as_secs_f64();
             match tool {
                 Tool::Brigade => {
                     let totals = stdout
@@ -484,7 +486,7 @@ pub fn c2(ctx: &Ctx) -> String {
                     }
                 }
             }
-            Ok(vec![secs])
+            Ok(vec![secs, kib as f64 / 1024.0])
         },
     );
     let rows: Vec<_> = list
@@ -497,14 +499,15 @@ pub fn c2(ctx: &Ctx) -> String {
             "tool",
             "wall s median [min-max]",
             "GB/s",
+            "peak RSS MiB",
             "ratio to brigade",
         ],
         &rows,
-        |_, _, v| {
-            vec![format!(
-                "{:.2}",
-                expect.bytes as f64 / 1e9 / util::median(v)
-            )]
+        |_, g, v| {
+            vec![
+                format!("{:.2}", expect.bytes as f64 / 1e9 / util::median(v)),
+                med_range(&g.metric(1)),
+            ]
         },
     ));
     let (b, r) = (got[0].median(0), got[1].median(0));
