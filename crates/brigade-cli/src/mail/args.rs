@@ -73,8 +73,8 @@ pub struct Args {
     /// Attach this file to every message (may be given several times)
     #[arg(long, value_name = "FILE")]
     pub attach: Vec<PathBuf>,
-    /// Render the messages without sending: to DIR (one .eml file each), or to stdout without DIR
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    /// Render the messages without sending: to DIR (one .eml file each), or to stdout without DIR (or with -)
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "-")]
     pub dry_run: Option<PathBuf>,
     /// Send (or render) at most N messages in this run
     #[arg(long, value_name = "N")]

@@ -30,6 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade::{Builder, Context, Failure};
+use lettre::message::Mailbox;
+use minijinja::Value;
 use serde::Serialize;
 
 pub use args::Args;
@@ -95,7 +97,7 @@ fn mail(args: Args) -> Result<i32, String> {
     let template = Template::parse(&tpl_name, &source)?;
     let from = match &args.from {
         Some(f) => Some(
-            f.parse::<lettre::message::Mailbox>()
+            f.parse::<Mailbox>()
                 .map_err(|e| format!("--from '{f}': not an address: {e}"))?,
         ),
         None if template.has_from() => None,
@@ -120,7 +122,7 @@ fn mail(args: Args) -> Result<i32, String> {
 
     let dry = args.dry_run.clone();
     let dry_dir = match &dry {
-        Some(d) if !d.as_os_str().is_empty() => {
+        Some(d) if d.as_os_str() != "-" => {
             std::fs::create_dir_all(d).map_err(|e| format!("--dry-run {}: {e}", d.display()))?;
             Some(d.clone())
         }
@@ -164,8 +166,7 @@ fn mail(args: Args) -> Result<i32, String> {
         args.run.retries
     };
     let setup = Arc::new(Setup {
-        template,
-        from,
+        from: from.clone(),
         attachments,
         ledger: ledger.clone(),
         server,
@@ -210,6 +211,7 @@ fn mail(args: Args) -> Result<i32, String> {
         let resend_unknown = args.resend_unknown;
         let to_name = to_name.clone();
         let write_skips = dry.is_none();
+        let run_id = setup.run_id.clone();
         std::thread::Builder::new()
             .name("brigade-mail-reader".into())
             .spawn(move || {
@@ -275,13 +277,33 @@ fn mail(args: Args) -> Result<i32, String> {
                         }
                         _ => {}
                     }
+                    let rendered = match template.render(&Value::from_serialize(&vars)) {
+                        Ok(r) => r,
+                        Err(reason) => {
+                            r.bad += 1;
+                            skip(row.line, &who, reason)?;
+                            continue;
+                        }
+                    };
+                    let message_id = match earlier.and_then(|e| e.message_id.clone()) {
+                        Some(id) => id,
+                        None => {
+                            let sender = rendered.from.as_deref().and_then(|f| f.parse::<Mailbox>().ok());
+                            let domain = match (sender, &from) {
+                                (Some(f), _) => f.email.domain().to_string(),
+                                (None, Some(f)) => f.email.domain().to_string(),
+                                (None, None) => address.domain().to_string(),
+                            };
+                            message::message_id(&run_id, &key, &domain)
+                        }
+                    };
                     let job = Job {
                         line: row.line,
                         email: who,
                         address,
-                        vars,
+                        rendered,
                         attempts_before: earlier.map_or(0, |e| e.attempts),
-                        message_id: earlier.and_then(|e| e.message_id.clone()),
+                        message_id,
                     };
                     r.queued += 1;
                     if jobs.send(job).is_err() {

@@ -10,18 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use brigade::Context;
 use lettre::message::Mailbox;
 use lettre::Address;
-use minijinja::Value;
-use serde_json::Map;
 
-use super::ledger::{self, Ledger, Line, Status};
+use super::ledger::{Ledger, Line, Status};
 use super::message::{self, Attached};
 use super::smtp::{asked_delay, Conn, Sent, Server, StepError};
-use super::template::Template;
+use super::template::Rendered;
 
 /// What every worker shares.
 pub struct Setup {
-    /// The compiled template.
-    pub template: Template,
     /// --from, when given.
     pub from: Option<Mailbox>,
     /// --attach files.
@@ -52,12 +48,12 @@ pub struct Job {
     pub email: String,
     /// Its address, parsed.
     pub address: Address,
-    /// The template variables.
-    pub vars: Map<String, serde_json::Value>,
+    /// The rendered template.
+    pub rendered: Rendered,
     /// Attempts made by earlier runs.
     pub attempts_before: u32,
-    /// The Message-ID an earlier run used.
-    pub message_id: Option<String>,
+    /// The Message-ID: an earlier run's, else derived from the run id and the recipient.
+    pub message_id: String,
 }
 
 /// A recipient done.
@@ -127,22 +123,10 @@ pub fn deliver(
     job: &Job,
     ctx: &Context<'_, Job>,
 ) -> Result<Delivered, Fail> {
-    let key = ledger::key(&job.email);
-    let rendered = s.template.render(&Value::from_serialize(&job.vars));
-    // The Message-ID: an earlier run's, else derived from the run id and the recipient.
-    let id = job.message_id.clone().unwrap_or_else(|| {
-        let from = rendered.as_ref().ok().and_then(|r| r.from.as_deref());
-        let domain = match (from.and_then(|f| f.parse::<Mailbox>().ok()), &s.from) {
-            (Some(f), _) => f.email.domain().to_string(),
-            (None, Some(f)) => f.email.domain().to_string(),
-            (None, None) => job.address.domain().to_string(),
-        };
-        message::message_id(&s.run_id, &key, &domain)
-    });
     let record = |status: Status, attempts: u32, code: Option<u16>, reason: Option<&str>| {
         let mut l = Line::new(&job.email, status, attempts);
         l.smtp_code = code;
-        l.message_id = Some(id.clone());
+        l.message_id = Some(job.message_id.clone());
         l.reason = reason.map(str::to_string);
         l.line = Some(job.line);
         s.ledger.write(&l).map_err(|e| {
@@ -151,15 +135,13 @@ pub fn deliver(
             fail(FailKind::Ledger, e.to_string())
         })
     };
-    let built = rendered.and_then(|r| {
-        message::build(
-            &r,
-            s.from.as_ref(),
-            &job.address,
-            id.clone(),
-            &s.attachments,
-        )
-    });
+    let built = message::build(
+        &job.rendered,
+        s.from.as_ref(),
+        &job.address,
+        job.message_id.clone(),
+        &s.attachments,
+    );
     let msg = match built {
         Ok(m) => m,
         Err(reason) => {

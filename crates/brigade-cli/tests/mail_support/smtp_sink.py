@@ -4,10 +4,14 @@ Run with Debian's python3-aiosmtpd: /usr/bin/python3 smtp_sink.py --out FILE [op
 It binds 127.0.0.1 (port 0 = a free one), prints "PORT <n>" on stdout, and serves
 until killed. Each accepted message is appended to --out as one JSON line
 (mail_from, rcpt_tos, data, conn) and flushed *before* the 250 reply, so what the
-client saw accepted is in the file.
+client saw accepted is in the file. Each message is parsed with Python's own
+email package: its headers, and each leaf part's type, filename and decoded
+content (hex, and as text).
 """
 import argparse
 import asyncio
+import email
+import email.policy
 import itertools
 import json
 import os
@@ -94,10 +98,23 @@ class Handler:
         count += 1
         session.delivered += 1
         if not a.count_only:
+            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            parts = []
+            for part in msg.walk():
+                if part.is_multipart():
+                    continue
+                payload = part.get_payload(decode=True) or b""
+                parts.append({
+                    "type": part.get_content_type(),
+                    "filename": part.get_filename(),
+                    "hex": payload.hex(),
+                    "text": payload.decode("utf-8", "replace"),
+                })
             rec = {
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
-                "data": envelope.content.decode("utf-8", "replace"),
+                "headers": {k.lower(): str(v) for k, v in msg.items()},
+                "parts": parts,
                 "conn": session.conn_id,
             }
             self.out.write(json.dumps(rec) + "\n")
