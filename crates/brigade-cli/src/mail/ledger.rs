@@ -189,7 +189,11 @@ pub fn read(path: &Path) -> Result<History, String> {
             attempts: 0,
             message_id: None,
         });
-        e.status = line.status;
+        // A `skipped` line (a repeated row, say) never hides that a message went out.
+        let settled = matches!(e.status, Status::Sent | Status::PermFail | Status::Sending);
+        if !(line.status == Status::Skipped && settled) {
+            e.status = line.status;
+        }
         e.attempts = e.attempts.max(line.attempts);
         if line.message_id.is_some() {
             e.message_id = line.message_id;
@@ -257,6 +261,14 @@ mod tests {
         a.message_id = Some("<abc.run-1@x.org>".into());
         l.write(&a).unwrap();
         l.write(&Line::new("ann@x.org", Status::Sent, 1)).unwrap();
+        l.write(&Line::new("ANN@x.org", Status::Skipped, 0))
+            .unwrap();
+        l.write(&Line::new("dee@x.org", Status::Skipped, 0))
+            .unwrap();
+        l.write(&Line::new("dee@x.org", Status::TempFail, 1))
+            .unwrap();
+        l.write(&Line::new("dee@x.org", Status::Skipped, 1))
+            .unwrap();
         l.write(&Line::new("bob@x.org", Status::Sending, 2))
             .unwrap();
         std::fs::OpenOptions::new()
@@ -277,6 +289,7 @@ mod tests {
             Some("<abc.run-1@x.org>")
         );
         assert_eq!(h.by_key["bob@x.org"].status, Status::Sending);
+        assert_eq!(h.by_key["dee@x.org"].status, Status::Skipped);
         assert_eq!(h.by_key["bob@x.org"].attempts, 2);
         // A bad line in the middle is an error naming it.
         std::fs::OpenOptions::new()
@@ -285,6 +298,6 @@ mod tests {
             .unwrap()
             .write_all(b"{}\n")
             .unwrap();
-        assert!(read(&p).unwrap_err().contains("line 6"));
+        assert!(read(&p).unwrap_err().contains("line 10"));
     }
 }

@@ -137,7 +137,7 @@ def serve(sock):
     def stop():
         if a.count_only:
             with open(a.out + ".%d" % os.getpid(), "w") as f:
-                f.write(str(count))
+                f.write("%d\n" % count)
         loop.stop()
 
     loop.add_signal_handler(signal.SIGTERM, stop)
