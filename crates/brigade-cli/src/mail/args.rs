@@ -37,6 +37,13 @@ use crate::units::parse_duration;
 /// reason. An unreachable server (or refused TLS or login) stops the run with
 /// exit 2 before anything is sent.
 ///
+/// Run options, as mail reads them: -j is the number of connections (4 by
+/// default); --rate caps the messages per second of the whole run; --retries
+/// is the retries after a 4xx reply or a network error (5 by default here);
+/// --timeout is the SMTP socket timeout for each step (60s by default), never
+/// a cut-off of a message that is going out; --queue is the rendered messages
+/// waiting for a worker.
+///
 /// Exit codes: 0 every recipient was sent (or was already), 1 some failed,
 /// were skipped for bad input or are unknown, 2 bad usage, bad input files or
 /// an unreachable server, 130 interrupted (rerun to finish).
