@@ -813,3 +813,59 @@ fn limit_sends_the_next_n_on_each_run() {
     }
     assert!(sink.copies().values().all(|&c| c == 1));
 }
+
+#[test]
+fn credentials_from_the_url_or_the_environment_are_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Some(sink) = Sink::start(d, "auth", &["--auth", "shop:pa55-w0rd"]) else {
+        return;
+    };
+    inputs(d, "a", 2);
+    let hostport = format!("127.0.0.1:{}", sink.port);
+    // A wrong password: stopped at login, before anything is sent; the password not shown.
+    // (This aiosmtpd never answers a failed AUTH, for smtplib too: a short --timeout.)
+    let out = send(
+        d,
+        &format!("smtp://shop:wr0ng-pw@{hostport}"),
+        &["--timeout", "2s"],
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("smtp://shop:***@"), "{err}");
+    assert!(!err.contains("wr0ng-pw"), "{err}");
+    assert!(sink.arrived().is_empty());
+    // Right, in the URL (percent-encoding allowed).
+    let out = send(
+        d,
+        &format!("smtp://shop:pa55%2Dw0rd@{hostport}"),
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("pa55"));
+    assert_eq!(sink.arrived().len(), 2);
+    // Right, from the environment.
+    let child = Command::new(bin())
+        .args([
+            "mail",
+            "--smtp",
+            &format!("smtp://{hostport}"),
+            "--to",
+            "to.csv",
+            "--template",
+            "t.txt",
+            "--json",
+        ])
+        .env("BRIGADE_SMTP_USER", "shop")
+        .env("BRIGADE_SMTP_PASSWORD", "pa55-w0rd")
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_or_fail(child, 120);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("pa55") && !text(&out.stdout).contains("pa55"));
+    assert_eq!(sink.arrived().len(), 4);
+}

@@ -21,7 +21,7 @@ import ssl
 import sys
 import time
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 def addr_count(values):
@@ -45,6 +45,7 @@ p.add_argument("--delay-ms", type=float, default=0.0, help="wait this long befor
 p.add_argument("--tls-cert")
 p.add_argument("--tls-key")
 p.add_argument("--count-only", action="store_true", help="keep a count, write it to --out at SIGTERM")
+p.add_argument("--auth", help="USER:PASSWORD  require AUTH (PLAIN or LOGIN) with these credentials")
 p.add_argument("--processes", type=int, default=1, help="serve from N processes sharing the port (SO_REUSEPORT)")
 a = p.parse_args()
 
@@ -126,6 +127,18 @@ def serve(sock):
     out = open(a.out, "a")
     handler = Handler(out)
     kw = {"timeout": a.idle_timeout, "decode_data": False, "enable_SMTPUTF8": True}
+    if a.auth:
+        user, _, password = a.auth.partition(":")
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login.decode() == user
+                and auth_data.password.decode() == password
+            )
+            return AuthResult(success=ok)
+
+        kw.update(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     if a.tls_cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.tls_cert, a.tls_key)
