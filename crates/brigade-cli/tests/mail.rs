@@ -869,3 +869,50 @@ fn credentials_from_the_url_or_the_environment_are_never_shown() {
     assert!(!stderr_of(&out).contains("pa55") && !text(&out.stdout).contains("pa55"));
     assert_eq!(sink.arrived().len(), 4);
 }
+
+#[test]
+fn ctrl_c_finishes_the_messages_going_out_and_a_rerun_completes_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Some(sink) = Sink::start(d, "int", &["--delay-ms", "10"]) else {
+        return;
+    };
+    let n = 300;
+    inputs(d, "c", n);
+    let url = sink.url();
+    let args = [
+        "--smtp",
+        url.as_str(),
+        "--to",
+        "to.csv",
+        "--template",
+        "t.txt",
+        "--status",
+        "st.jsonl",
+        "-j",
+        "3",
+        "--json",
+    ];
+    let child = spawn_mail(d, &args);
+    let until = Instant::now() + Duration::from_secs(60);
+    while sink.arrived().len() < 30 {
+        assert!(Instant::now() < until, "brigade sent too little");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    common::sigint(&child);
+    let out = wait_or_fail(child, 60);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr_of(&out));
+    let j = json(&out);
+    assert!(j["interrupted"].as_bool().unwrap(), "{j}");
+    // Graceful: the messages going out finished, so nothing is left unknown.
+    assert_eq!(j["unknown"], 0, "{j}");
+    let sent_first = sink.arrived().len();
+    assert_eq!(j["sent"], sent_first, "{j}");
+    assert!(sent_first < n, "the interrupt came after the end");
+    let out = mail(d, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(json(&out)["already_sent"], sent_first);
+    let copies = sink.copies();
+    assert_eq!(copies.len(), n);
+    assert!(copies.values().all(|&c| c == 1), "a duplicate after Ctrl-C");
+}
