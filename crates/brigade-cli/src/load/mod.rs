@@ -12,7 +12,7 @@
 //! retry), `sqlite.rs` and `postgres.rs` the two databases, `ledger.rs`
 //! --import-id, `rejects.rs` the rejects file.
 
-mod args;
+pub(crate) mod args;
 mod infer;
 mod input;
 mod ledger;
