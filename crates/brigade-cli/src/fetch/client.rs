@@ -68,6 +68,18 @@ pub struct Record {
     /// With --crawl: the page the link was found on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// Set when the fetch never really began, so the record is not printed.
+    #[serde(skip)]
+    pub skip: Option<Skip>,
+}
+
+/// Why a fetch never began.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Skip {
+    /// Ctrl-C came before its first request was sent.
+    NotStarted,
+    /// robots.txt disallows it (or a hop of its redirects).
+    Disallowed,
 }
 
 /// The settings every fetch reads, built once from the arguments.
@@ -110,6 +122,7 @@ struct Miss {
     message: String,
     /// Worth another attempt (a network error, a timeout).
     retry: bool,
+    skip: Option<Skip>,
 }
 
 impl Miss {
@@ -117,6 +130,14 @@ impl Miss {
         Miss {
             message: message.into(),
             retry: false,
+            skip: None,
+        }
+    }
+
+    fn skip(message: impl Into<String>, why: Skip) -> Miss {
+        Miss {
+            skip: Some(why),
+            ..Miss::fatal(message)
         }
     }
 }
@@ -185,6 +206,7 @@ impl Fetcher {
                     Err(m) => {
                         rec.error = Some(m.message);
                         rec.failed = true;
+                        rec.skip = m.skip;
                     }
                 }
             }
@@ -203,6 +225,7 @@ impl Fetcher {
                     Err(Miss {
                         message: format!("timed out after {} (--timeout)", crate::units::human(t)),
                         retry: true,
+                        skip: None,
                     })
                 }),
                 None => attempt.await,
@@ -232,10 +255,19 @@ impl Fetcher {
             visited.insert(url.to_string());
             let host = self.hosts.get(&url.origin().ascii_serialization());
             if self.robots && !self.allowed(&host, &url).await {
-                return Err(Miss::fatal(format!("{url} is disallowed by robots.txt")));
+                return Err(Miss::skip(
+                    format!("{url} is disallowed by robots.txt"),
+                    Skip::Disallowed,
+                ));
             }
             let _turn = host.turn().await;
             let _slot = self.in_flight.acquire().await.expect("never closed");
+            if rec.attempts == 1 && visited.len() == 1 && crate::interrupt::interrupted() {
+                return Err(Miss::skip(
+                    "interrupted before it started",
+                    Skip::NotStarted,
+                ));
+            }
             let resp = self
                 .client
                 .get(url.clone())
@@ -329,6 +361,7 @@ impl Fetcher {
                             describe(&e)
                         ),
                         retry: true,
+                        skip: None,
                     })
                 }
             }
@@ -487,6 +520,7 @@ fn miss(e: &reqwest::Error) -> Miss {
     Miss {
         message: describe(e),
         retry,
+        skip: None,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Counts {
     pub duplicates: u64,
     /// Links outside --same-host / --allow-domain.
     pub out_of_scope: u64,
+    /// Links followed but disallowed by robots.txt (no record is printed for them).
+    pub disallowed: u64,
     /// Links not followed because --max-pages was reached.
     pub over_max_pages: u64,
     /// Links not followed because --frontier links were already waiting.
@@ -71,6 +73,7 @@ pub struct Crawl {
     followed: AtomicU64,
     duplicates: AtomicU64,
     out_of_scope: AtomicU64,
+    disallowed: AtomicU64,
     over_max_pages: AtomicU64,
     frontier_overflow: AtomicU64,
 }
@@ -110,6 +113,7 @@ impl Crawl {
             followed: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             out_of_scope: AtomicU64::new(0),
+            disallowed: AtomicU64::new(0),
             over_max_pages: AtomicU64::new(0),
             frontier_overflow: AtomicU64::new(0),
         }
@@ -165,6 +169,11 @@ impl Crawl {
         Verdict::Follow
     }
 
+    /// A followed link turned out to be disallowed by robots.txt.
+    pub fn disallowed(&self) {
+        self.disallowed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A claimed link that could not be made a job after all (the pool was cancelled).
     pub fn unclaim(&self) {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -192,6 +201,7 @@ impl Crawl {
             followed: g(&self.followed),
             duplicates: g(&self.duplicates),
             out_of_scope: g(&self.out_of_scope),
+            disallowed: g(&self.disallowed),
             over_max_pages: g(&self.over_max_pages),
             frontier_overflow: g(&self.frontier_overflow),
         }

@@ -20,7 +20,7 @@ use brigade::Failure;
 use serde::Serialize;
 
 pub use args::Args;
-use client::{Fetcher, Record};
+use client::{Fetcher, Record, Skip};
 use crawl::{Crawl, Job, Verdict};
 
 use crate::interrupt;
@@ -35,6 +35,8 @@ enum Halt {
     Failed(Box<Record>),
     /// Ctrl-C came before the job started: no record, so --resume fetches it next time.
     NotStarted,
+    /// A found link that robots.txt disallows: no record, counted in the crawl's counts.
+    Disallowed,
 }
 
 /// The summary: the shared one, and fetch's own counts.
@@ -165,6 +167,14 @@ async fn fetch_all(args: Args) -> i32 {
                         (got.record, got.links)
                     }
                 };
+                if rec.skip == Some(Skip::NotStarted) {
+                    return Err(Halt::NotStarted);
+                }
+                if let (Some(c), true, Some(Skip::Disallowed)) = (&c, job.depth > 0, rec.skip) {
+                    // A found link robots.txt forbids is left, like one out of scope.
+                    c.disallowed();
+                    return Err(Halt::Disallowed);
+                }
                 if let Some(c) = &c {
                     rec.depth = Some(job.depth);
                     rec.parent = job.parent.as_deref().map(str::to_string);
@@ -262,6 +272,7 @@ async fn fetch_all(args: Args) -> i32 {
                 sum.tally::<(), ()>(&Err(Failure::Error(())));
                 rec
             }
+            Err(Failure::Error(Halt::Disallowed)) => continue,
             Err(Failure::Error(Halt::NotStarted)) | Err(Failure::Cancelled) => {
                 sum.tally::<(), ()>(&Err(Failure::Cancelled));
                 continue;
@@ -349,8 +360,8 @@ fn print_summary(args: &Args, fs: &FetchSummary) {
     }
     if let Some(c) = &fs.crawl {
         eprintln!(
-            "         crawl: {} links found, {} followed, {} seen before, {} out of scope, {} past --max-pages, {} past --frontier",
-            c.links_found, c.followed, c.duplicates, c.out_of_scope, c.over_max_pages, c.frontier_overflow
+            "         crawl: {} links found, {} followed, {} seen before, {} out of scope, {} disallowed by robots.txt, {} past --max-pages, {} past --frontier",
+            c.links_found, c.followed, c.duplicates, c.out_of_scope, c.disallowed, c.over_max_pages, c.frontier_overflow
         );
     }
 }
