@@ -155,7 +155,10 @@ fn parse_extract(text: &str) -> Result<Extract, String> {
         _ => match text.strip_prefix("css:") {
             Some(sel) => match scraper::Selector::parse(sel) {
                 Ok(_) => Ok(Extract::Css(sel.to_string())),
-                Err(e) => Err(format!("'{sel}' is not a CSS selector: {e}")),
+                // scraper's own message asks to report a bug; say what is wrong instead.
+                Err(_) => Err(format!(
+                    "'{sel}' is not a valid CSS selector (try css:h1 or 'css:div.price > span')"
+                )),
             },
             None => Err(format!("'{text}': expected title, links or css:SELECTOR")),
         },
@@ -200,7 +203,7 @@ mod tests {
         assert!(matches!(parse_extract("css:h1 > a"), Ok(Extract::Css(s)) if s == "h1 > a"));
         assert!(parse_extract("css:[[[")
             .unwrap_err()
-            .contains("not a CSS selector"));
+            .contains("not a valid CSS selector"));
         assert!(parse_extract("pictures").is_err());
     }
 }
