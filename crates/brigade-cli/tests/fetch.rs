@@ -623,25 +623,26 @@ fn https_with_a_self_signed_certificate() {
     assert_eq!(records(&out)[0]["status_code"], 200);
 }
 
-#[test]
-fn resume_after_ctrl_c_gives_each_input_one_record() {
-    let s = server();
-    let dir = tempfile::tempdir().unwrap();
-    let resume = dir.path().join("done.txt");
-    let inputs: Vec<String> = (0..40)
-        .map(|i| s.url(&format!("/slow?ms=100&r={i}")))
-        .collect();
-    let stdin = inputs.join("\n") + "\n";
+/// Reruns with the same --resume file; returns the inputs it printed records for.
+fn rerun_resumed(resume: &Path, stdin: &str) -> Vec<String> {
+    let resume = resume.to_str().unwrap();
+    let out = fetch(
+        &["--resume", resume, "-j", "8", "--per-host", "8"],
+        stdin.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    records(&out)
+        .iter()
+        .map(|r| r["input"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Starts `brigade fetch -j 2 --per-host 2 --resume FILE` on `stdin` and
+/// returns once the server has seen `hits` requests to /slow.
+fn started_resumable(s: &Server, resume: &Path, stdin: &str, hits: usize) -> std::process::Child {
     let mut child = Command::new(bin())
-        .args([
-            "fetch",
-            "-j",
-            "2",
-            "--per-host",
-            "2",
-            "--resume",
-            resume.to_str().unwrap(),
-        ])
+        .args(["fetch", "-j", "2", "--per-host", "2", "--resume"])
+        .arg(resume)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -653,11 +654,24 @@ fn resume_after_ctrl_c_gives_each_input_one_record() {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    // Let a few finish, then Ctrl-C once.
     let started = Instant::now();
-    while s.seen.hits_of("/slow").len() < 6 && started.elapsed() < Duration::from_secs(20) {
+    while s.seen.hits_of("/slow").len() < hits && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+#[test]
+fn resume_after_ctrl_c_gives_each_input_one_record() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let resume = dir.path().join("done.txt");
+    let inputs: Vec<String> = (0..40)
+        .map(|i| s.url(&format!("/slow?ms=100&r={i}")))
+        .collect();
+    let stdin = inputs.join("\n") + "\n";
+    // Let a few finish, then Ctrl-C once.
+    let child = started_resumable(&s, &resume, &stdin, 6);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -671,23 +685,11 @@ fn resume_after_ctrl_c_gives_each_input_one_record() {
         "{} records before Ctrl-C",
         a.len()
     );
-    let second = fetch(
-        &[
-            "--resume",
-            resume.to_str().unwrap(),
-            "-j",
-            "8",
-            "--per-host",
-            "8",
-        ],
-        stdin.as_bytes(),
-    );
-    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stderr));
-    let b = records(&second);
+    let b = rerun_resumed(&resume, &stdin);
     let mut all: Vec<String> = a
         .iter()
-        .chain(&b)
         .map(|r| r["input"].as_str().unwrap().to_string())
+        .chain(b)
         .collect();
     all.sort();
     let mut want = inputs.clone();
@@ -695,6 +697,45 @@ fn resume_after_ctrl_c_gives_each_input_one_record() {
     assert_eq!(all, want, "every input exactly once across the two runs");
     let done = std::fs::read_to_string(&resume).unwrap();
     assert_eq!(done.lines().count(), 40);
+}
+
+#[test]
+fn resume_after_kill_9_skips_no_input() {
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let resume = dir.path().join("done.txt");
+    let inputs: Vec<String> = (0..40)
+        .map(|i| s.url(&format!("/slow?ms=100&k={i}")))
+        .collect();
+    let stdin = inputs.join("\n") + "\n";
+    let mut child = started_resumable(&s, &resume, &stdin, 8);
+    child.kill().unwrap(); // SIGKILL
+    let first = child.wait_with_output().unwrap();
+    // A line cut short by the kill is not a record.
+    let a: Vec<String> = text(&first.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|r| r["input"].as_str().unwrap().to_string())
+        .collect();
+    assert!(a.len() < 40, "the kill came too late to test anything");
+    let done = std::fs::read_to_string(&resume).unwrap();
+    for line in done.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            a.iter().any(|i| i == line),
+            "{line} is in the resume file but its record was never written"
+        );
+    }
+    let b = rerun_resumed(&resume, &stdin);
+    let mut all: Vec<String> = a.iter().chain(&b).cloned().collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(all.len(), 40, "an input was skipped");
+    assert!(
+        before - all.len() <= 1,
+        "{} duplicates: only the record being added to the resume file at the kill may repeat",
+        before - all.len()
+    );
 }
 
 #[test]
