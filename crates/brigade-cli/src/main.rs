@@ -7,6 +7,7 @@
 
 mod demo;
 mod exec;
+mod fetch;
 mod images;
 mod interrupt;
 mod load;
@@ -35,6 +36,7 @@ enum Command {
     // Each subcommand's help is the doc comment of its Args struct.
     Demo(demo::Args),
     Exec(Box<exec::Args>),
+    Fetch(Box<fetch::Args>),
     Images(images::Args),
     Load(load::Args),
     Logs(logs::Args),
@@ -63,6 +65,7 @@ fn real_main() -> i32 {
     match cli.command {
         Command::Demo(a) => demo::main(a),
         Command::Exec(a) => exec::main(*a),
+        Command::Fetch(a) => fetch::main(*a),
         Command::Images(a) => images::main(a),
         Command::Load(a) => load::main(a),
         Command::Logs(a) => logs::main(a),

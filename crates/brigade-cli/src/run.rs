@@ -4,7 +4,7 @@
 use std::io::{self, IsTerminal};
 use std::time::{Duration, Instant};
 
-use brigade::{Builder, Failure, Outcome, Percentiles, Pool, Results};
+use brigade::{Builder, Failure, Outcome, Percentiles, Pool, Results, Stats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
@@ -150,6 +150,54 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Counts one outcome.
+    pub fn tally<T, E>(&mut self, result: &Result<T, Failure<E>>) {
+        self.jobs += 1;
+        match result {
+            Ok(_) => self.succeeded += 1,
+            Err(Failure::Error(_) | Failure::Init(_)) => self.failed += 1,
+            Err(Failure::Panicked(_)) => self.panicked += 1,
+            Err(Failure::TimedOut) => self.timed_out += 1,
+            Err(Failure::Cancelled) => self.cancelled += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    /// Fills in the rest once the pool is finished: its statistics, the wall
+    /// time, whether Ctrl-C came, and the exit code. `quiet_stop`: the run
+    /// stopped early because stdout was closed.
+    pub fn finish(
+        &mut self,
+        stats: &Stats,
+        total: Option<u64>,
+        started: Instant,
+        quiet_stop: bool,
+    ) {
+        let sum = self;
+        let wall = started.elapsed();
+        sum.retried = stats.retried;
+        sum.interrupted = interrupt::interrupted();
+        let unread = total.map_or(0, |t| t.saturating_sub(stats.submitted));
+        sum.never_started = sum.cancelled + unread;
+        sum.wall_seconds = (wall.as_secs_f64() * 1e3).round() / 1e3;
+        sum.jobs_per_second = if wall.as_secs_f64() > 0.0 {
+            sum.jobs as f64 / wall.as_secs_f64()
+        } else {
+            0.0
+        };
+        sum.queue_wait_ms = stats.queue_wait.into();
+        sum.run_time_ms = stats.run_time.into();
+        sum.exit_code = if sum.interrupted {
+            exit::INTERRUPTED
+        } else if quiet_stop {
+            exit::OK
+        } else if sum.failed + sum.panicked + sum.timed_out + sum.cancelled > 0 {
+            exit::FAILED
+        } else {
+            exit::OK
+        };
+    }
+
     /// The summary as text, for stderr.
     pub fn text(&self) -> String {
         let mut s = format!(
@@ -281,15 +329,7 @@ where
     let mut sum = Summary::default();
     let mut quiet_stop = false;
     for o in results {
-        sum.jobs += 1;
-        match &o.result {
-            Ok(_) => sum.succeeded += 1,
-            Err(Failure::Error(_) | Failure::Init(_)) => sum.failed += 1,
-            Err(Failure::Panicked(_)) => sum.panicked += 1,
-            Err(Failure::TimedOut) => sum.timed_out += 1,
-            Err(Failure::Cancelled) => sum.cancelled += 1,
-            Err(_) => sum.failed += 1,
-        }
+        sum.tally(&o.result);
         let next = match &bar {
             Some(b) => b.suspend(|| each(&o)),
             None => each(&o),
@@ -314,33 +354,12 @@ where
         interrupt::show_progress(None);
     }
     let _ = pool.wait();
-    let stats = pool.stats();
-    let wall = started.elapsed();
-    sum.retried = stats.retried;
-    sum.interrupted = interrupt::interrupted();
-    let unread = total.map_or(0, |t| t.saturating_sub(stats.submitted));
-    sum.never_started = sum.cancelled + unread;
-    sum.wall_seconds = (wall.as_secs_f64() * 1e3).round() / 1e3;
-    sum.jobs_per_second = if wall.as_secs_f64() > 0.0 {
-        sum.jobs as f64 / wall.as_secs_f64()
-    } else {
-        0.0
-    };
-    sum.queue_wait_ms = stats.queue_wait.into();
-    sum.run_time_ms = stats.run_time.into();
-    sum.exit_code = if sum.interrupted {
-        exit::INTERRUPTED
-    } else if quiet_stop {
-        exit::OK
-    } else if sum.failed + sum.panicked + sum.timed_out + sum.cancelled > 0 {
-        exit::FAILED
-    } else {
-        exit::OK
-    };
+    sum.finish(&pool.stats(), total, started, quiet_stop);
     sum
 }
 
-fn progress_bar(args: &RunArgs, total: Option<u64>, unit: &str) -> Option<ProgressBar> {
+/// The progress bar, on a terminal unless --quiet; `total` (in `unit`) when known.
+pub fn progress_bar(args: &RunArgs, total: Option<u64>, unit: &str) -> Option<ProgressBar> {
     if args.quiet || !io::stderr().is_terminal() {
         return None;
     }

@@ -54,6 +54,33 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     Ok(per_second)
 }
 
+/// Parses a size in bytes: `4096`, `512KiB`, `16MiB`, `1GB` (KB, MB, GB count in
+/// 1000s, KiB, MiB, GiB in 1024s; case does not matter).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size (try 16MiB, 512KiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "'{text}': unknown unit '{other}' (use KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{text}' is out of range"))
+}
+
 /// Formats a duration for people: `850µs`, `12.3ms`, `2.05s`, `3m12s`.
 pub fn human(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -94,6 +121,18 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         assert!(parse_rate("-1").is_err());
         assert!(parse_rate("5/day").unwrap_err().contains("/day"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("10MiB"), Ok(10 << 20));
+        assert_eq!(parse_bytes("512kib"), Ok(512 << 10));
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert_eq!(parse_bytes("2KB"), Ok(2000));
+        assert!(parse_bytes("lots").unwrap_err().contains("'lots'"));
+        assert!(parse_bytes("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
     }
 
     #[test]

@@ -230,27 +230,7 @@ fn parse_positive(text: &str) -> Result<usize, String> {
 
 /// Sizes: `16MiB`, `512KiB`, `1GB`, `4096`; at least 1 KiB, at most 1 GiB.
 fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size (try 16MiB, 512KiB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "'{text}': unknown unit '{other}' (use KiB, MiB, GiB)"
-            ))
-        }
-    };
-    let bytes = n.saturating_mul(mult);
+    let bytes = crate::units::parse_bytes(text)?;
     if !(1024..=(1 << 30)).contains(&bytes) {
         return Err(format!("'{text}': a batch holds 1KiB to 1GiB"));
     }

@@ -21,7 +21,7 @@ pub fn brigade(args: &[&str]) -> Output {
         .expect("run brigade")
 }
 
-pub fn brigade_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
+pub fn brigade_in(dir: &Path, args: &[&str], stdin: impl AsRef<[u8]>) -> Output {
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(dir)
@@ -34,7 +34,7 @@ pub fn brigade_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
         .stdin
         .take()
         .unwrap()
-        .write_all(stdin.as_bytes())
+        .write_all(stdin.as_ref())
         .unwrap();
     child.wait_with_output().unwrap()
 }
