@@ -11,6 +11,7 @@ mod images;
 mod interrupt;
 mod load;
 mod logs;
+mod queue;
 mod run;
 mod units;
 
@@ -37,6 +38,7 @@ enum Command {
     Images(images::Args),
     Load(load::Args),
     Logs(logs::Args),
+    Queue(queue::Args),
 }
 
 fn main() {
@@ -64,5 +66,6 @@ fn real_main() -> i32 {
         Command::Images(a) => images::main(a),
         Command::Load(a) => load::main(a),
         Command::Logs(a) => logs::main(a),
+        Command::Queue(a) => queue::main(a),
     }
 }

@@ -654,6 +654,19 @@ impl Queue {
             .map(|r| r.get(0)))
     }
 
+    /// Reads a timestamp the way PostgreSQL reads `timestamptz`
+    /// (`2027-01-01 09:00+00`, `tomorrow`); seconds since the Unix epoch.
+    pub fn epoch_of(&mut self, text: &str) -> Result<f64, Error> {
+        let r = self
+            .client
+            .query_one(
+                "SELECT extract(epoch FROM $1::text::timestamptz)::float8",
+                &[&text],
+            )
+            .map_err(Error::db("read the time"))?;
+        Ok(r.get(0))
+    }
+
     /// Starts listening for pushes to this schema's queues.
     pub(crate) fn listen(&mut self) -> Result<(), Error> {
         let ch = self.channel.clone();

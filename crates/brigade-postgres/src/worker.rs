@@ -559,6 +559,10 @@ fn claim_loop<J: DeserializeOwned + Send + 'static>(
                 if cfg.drain && running == 0 && available == 0 && lock(&sh.held).is_empty() {
                     break;
                 }
+                if cfg.drain && running > 0 {
+                    // Their end (or their rescue) sends no NOTIFY: look again soon.
+                    wait = wait.min(Duration::from_millis(100));
+                }
                 if let Some(d) = due.filter(|d| d.is_finite()) {
                     wait = wait.min(Duration::from_secs_f64(d.clamp(0.001, 3600.0)));
                 }
