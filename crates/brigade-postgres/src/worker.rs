@@ -493,13 +493,16 @@ fn claim_loop<J: DeserializeOwned + Send + 'static>(
 ) {
     let pool = jobs.pool();
     let cap = cfg.workers + cfg.batch;
+    // Claim again once half a batch is free (or the crew may run dry), not
+    // as each job ends: a claim of one job costs as much as a claim of many.
+    let low_water = cfg.workers + cfg.batch / 2;
     loop {
         if sh.stopping() || pool.is_cancelled() {
             break;
         }
         let room = {
             let mut held = lock(&sh.held);
-            while held.len() >= cap && !sh.stopping() && !pool.is_cancelled() {
+            while held.len() > low_water && !sh.stopping() && !pool.is_cancelled() {
                 held = sh
                     .room
                     .wait_timeout(held, cfg.poll)
