@@ -54,6 +54,10 @@ fn push_all(q: &mut Queue, n: usize) -> Duration {
     t.elapsed()
 }
 
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |v| v.parse().unwrap())
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -134,7 +138,7 @@ fn brigade_worker(url: &str, schema: &str) {
     let r = Worker::new(url)
         .schema(schema)
         .workers(2)
-        .batch(500)
+        .batch(env_or("S6_BATCH", 500))
         .drain(true)
         .run(|_: &Job<i64>, _ctx| Ok::<_, String>(()))
         .unwrap();

@@ -210,7 +210,7 @@ impl Queue {
         Ok(self.push_many(std::slice::from_ref(job))?.first().copied())
     }
 
-    /// Pushes jobs in one statement and wakes the workers of their queues;
+    /// Pushes jobs in one statement, which also wakes the idle workers (NOTIFY);
     /// returns the ids of the jobs inserted (those whose unique key was taken
     /// are left out), in no particular order.
     pub fn push_many(&mut self, jobs: &[NewJob]) -> Result<Vec<i64>, Error> {
@@ -219,14 +219,17 @@ impl Queue {
         }
         let st = self.stmt(
             "push",
-            "INSERT INTO {s}.jobs (queue, payload, priority, run_at, max_attempts, unique_key)
-             SELECT q, p, pr, coalesce(to_timestamp(r), now()), m, u
-             FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::float8[], $5::int4[], $6::text[])
-                  AS t(q, p, pr, r, m, u)
-             ON CONFLICT (queue, unique_key)
-                 WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
-                 DO NOTHING
-             RETURNING id",
+            "WITH ins AS (
+                 INSERT INTO {s}.jobs (queue, payload, priority, run_at, max_attempts, unique_key)
+                 SELECT q, p, pr, coalesce(to_timestamp(r), now()), m, u
+                 FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::float8[], $5::int4[], $6::text[])
+                      AS t(q, p, pr, r, m, u)
+                 ON CONFLICT (queue, unique_key)
+                     WHERE unique_key IS NOT NULL AND state IN ('available', 'running')
+                     DO NOTHING
+                 RETURNING id, queue)
+             SELECT id, (SELECT count(pg_notify($7, q)) FROM (SELECT DISTINCT queue q FROM ins) d)
+             FROM ins",
         )?;
         let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         let payloads: Vec<&Value> = jobs.iter().map(|j| &j.payload).collect();
@@ -234,14 +237,14 @@ impl Queue {
         let run_at: Vec<Option<f64>> = jobs.iter().map(|j| j.run_at).collect();
         let max: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
         let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
+        let ch = self.channel.clone();
         let rows = self
             .client
-            .query(&st, &[&queues, &payloads, &prios, &run_at, &max, &keys])
+            .query(
+                &st,
+                &[&queues, &payloads, &prios, &run_at, &max, &keys, &ch],
+            )
             .map_err(Error::db("push jobs"))?;
-        let mut distinct = queues.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        self.notify(&distinct)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -267,18 +270,35 @@ impl Queue {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<Job<Value>>, Error> {
-        let st = self.stmt(
-            "claim",
-            "WITH c AS (
-                 SELECT id FROM {s}.jobs
-                 WHERE state = 'available' AND queue = ANY($1) AND run_at <= now()
+        // `queue = ANY($1)` would defeat the claim index (a scan and a sort of
+        // every available row per claim): one queue is `queue = $1`, several
+        // are an index scan per queue, merged.
+        let pick = if queues.len() == 1 {
+            "SELECT id FROM {s}.jobs
+             WHERE state = 'available' AND queue = ($1::text[])[1] AND run_at <= now()
+             ORDER BY priority, run_at, id
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED"
+        } else {
+            "SELECT x.id FROM unnest($1::text[]) AS qn(name), LATERAL (
+                 SELECT id, priority, run_at FROM {s}.jobs
+                 WHERE state = 'available' AND queue = qn.name AND run_at <= now()
                  ORDER BY priority, run_at, id
                  LIMIT $2
-                 FOR UPDATE SKIP LOCKED)
-             UPDATE {s}.jobs j SET state = 'running', token = j.token + 1, attempt = j.attempt + 1,
-                 lease_until = now() + make_interval(secs => $3), worker = $4, started_at = now()
-             FROM c WHERE j.id = c.id
-             RETURNING j.id, j.token, j.attempt, j.max_attempts, j.queue, j.payload",
+                 FOR UPDATE SKIP LOCKED) x
+             ORDER BY x.priority, x.run_at, x.id
+             LIMIT $2"
+        };
+        let key = if queues.len() == 1 { "claim1" } else { "claim" };
+        let st = self.stmt(
+            key,
+            &format!(
+                "WITH c AS ({pick})
+                 UPDATE {{s}}.jobs j SET state = 'running', token = j.token + 1, attempt = j.attempt + 1,
+                     lease_until = now() + make_interval(secs => $3), worker = $4, started_at = now()
+                 FROM c WHERE j.id = c.id
+                 RETURNING j.id, j.token, j.attempt, j.max_attempts, j.queue, j.payload"
+            ),
         )?;
         let rows = self
             .client
@@ -480,15 +500,19 @@ impl Queue {
         }
     }
 
-    /// `(running, available, seconds until the next available job is due)`
-    /// in `queues`: what a draining worker checks before it stops.
+    /// `(any running, any available, seconds until the next available job is
+    /// due)` in `queues` (the counts are 0 or 1): what a draining worker
+    /// checks before it stops.
     pub(crate) fn live(&mut self, queues: &[String]) -> Result<(i64, i64, Option<f64>), Error> {
         let st = self.stmt(
             "live",
-            "SELECT count(*) FILTER (WHERE state = 'running'),
-                    count(*) FILTER (WHERE state = 'available'),
-                    extract(epoch FROM min(run_at) FILTER (WHERE state = 'available') - now())::float8
-             FROM {s}.jobs WHERE state IN ('available', 'running') AND queue = ANY($1)",
+            // Three subqueries, each over one small partial index; the counts stop at 1.
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM {s}.jobs
+                     WHERE state = 'running' AND queue = ANY($1) LIMIT 1) r),
+                    (SELECT count(*) FROM (SELECT 1 FROM {s}.jobs
+                     WHERE state = 'available' AND queue = ANY($1) LIMIT 1) a),
+                    (SELECT extract(epoch FROM min(run_at) - now())::float8 FROM {s}.jobs
+                     WHERE state = 'available' AND queue = ANY($1))",
         )?;
         let r = self
             .client

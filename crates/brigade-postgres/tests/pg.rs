@@ -39,6 +39,24 @@ fn push1(q: &mut Queue, job: NewJob) -> i64 {
     q.push(&job).unwrap().expect("the job was accepted")
 }
 
+/// Drains the queue with one worker claiming one job at a time; the ids in
+/// the order they started.
+fn one_by_one(w: Worker) -> (brigade_postgres::Report, Vec<i64>) {
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let o = order.clone();
+    let report = w
+        .workers(1)
+        .batch(1)
+        .drain(true)
+        .run(move |job: &Job<String>, _ctx| {
+            o.lock().unwrap().push(job.id);
+            Ok::<_, String>(())
+        })
+        .unwrap();
+    let ids = order.lock().unwrap().clone();
+    (report, ids)
+}
+
 fn state(admin: &mut postgres::Client, schema: &str, id: i64) -> String {
     admin
         .query_one(
@@ -289,19 +307,8 @@ fn scheduled_jobs_never_start_before_run_at_and_priorities_order_the_rest() {
     let s = push1(&mut q, NewJob::new(json!("later")).run_at(later));
     let low = push1(&mut q, NewJob::new(json!("low")).priority(5));
     let high = push1(&mut q, NewJob::new(json!("high")).priority(-5));
-    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let o = order.clone();
-    Worker::new(URL)
-        .schema(&schema)
-        .workers(1)
-        .batch(1)
-        .drain(true)
-        .run(move |job: &Job<String>, _ctx| {
-            o.lock().unwrap().push(job.id);
-            Ok::<_, String>(())
-        })
-        .unwrap();
-    assert_eq!(*order.lock().unwrap(), vec![high, low, s]);
+    let (_, order) = one_by_one(Worker::new(URL).schema(&schema));
+    assert_eq!(order, vec![high, low, s]);
     let early: bool = admin
         .query_one(
             &format!("SELECT started_at < run_at FROM {schema}.jobs WHERE id = $1"),
@@ -456,4 +463,18 @@ fn pruner_keeps_dead_and_recent_jobs() {
     assert_eq!(left, ["completed", "dead"]);
     let st = q.status().unwrap();
     assert!(st.counts.contains(&("default".into(), "dead".into(), 1)));
+}
+
+#[test]
+fn a_worker_takes_only_its_named_queues() {
+    let Some((mut q, mut admin, schema)) = fresh("queues") else {
+        return;
+    };
+    let a = push1(&mut q, NewJob::new(json!("a")).queue("a").priority(2));
+    let b = push1(&mut q, NewJob::new(json!("b")).queue("b").priority(1));
+    let c = push1(&mut q, NewJob::new(json!("c")).queue("c"));
+    let (report, order) = one_by_one(Worker::new(URL).schema(&schema).queues(["a", "b"]));
+    assert_eq!(report.completed, 2);
+    assert_eq!(order, vec![b, a], "priority across queues");
+    assert_eq!(state(&mut admin, &schema, c), "available");
 }
