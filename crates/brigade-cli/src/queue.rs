@@ -28,11 +28,11 @@ use crate::units::{human, parse_duration};
 /// A durable job queue in PostgreSQL: push jobs, and run them with any
 /// number of `work` processes on any number of machines.
 ///
-/// A claimed job is held under a lease that a heartbeat renews while it
-/// runs. A worker that dies (kill -9, a lost machine) loses its jobs to the
-/// others when the lease runs out; a worker paused past its lease finds its
-/// result refused. Failed jobs come back after a backoff, and are `dead`
-/// after --max-attempts, kept with their errors for `dead` and `retry`.
+/// A claimed job is held under a lease that a heartbeat renews while it runs.
+/// A worker that dies (kill -9, a lost machine) loses its jobs to the others
+/// when the lease runs out; a worker paused past its lease finds its result
+/// refused. Failed jobs come back after a backoff, and are `dead` after
+/// --max-attempts, kept with their errors for `dead` and `retry`.
 ///
 /// Example:
 ///   export DATABASE_URL=postgres://postgres@127.0.0.1/test
@@ -41,6 +41,7 @@ use crate::units::{human, parse_duration};
 ///   brigade queue work --queue audio -j 4 --drain -- flac {}    # on every machine
 ///   brigade queue status
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// PostgreSQL URL, e.g. postgres://user@host/db [default: $DATABASE_URL]
     #[arg(long, global = true, value_name = "URL")]
@@ -91,7 +92,7 @@ enum Cmd2 {
     },
     /// Delete completed and cancelled jobs older than a retention (dead ones are kept)
     Prune {
-        /// Keep jobs finished within this long, e.g. 7d is not a unit: use 168h
+        /// Keep jobs finished within this long, e.g. 24h, or 168h for a week
         #[arg(long, value_parser = parse_duration, default_value = "24h")]
         keep: Duration,
     },
@@ -136,25 +137,25 @@ struct WorkArgs {
     #[arg(long)]
     drain: bool,
     /// A job's claim lasts this long without a heartbeat (renewed every third of it)
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     lease: Duration,
     /// Time limit per attempt; past it the command is stopped and the attempt failed
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// First retry delay, doubling per attempt (with jitter), capped at 10m
-    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     backoff: Duration,
     /// Most jobs claimed per statement
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = 100)]
     batch: usize,
     /// How often an idle worker looks at the queue when no NOTIFY came
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     poll: Duration,
     /// After Ctrl-C, wait this long for running jobs, then stop them and release their leases
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     grace: Option<Duration>,
     /// Delete completed jobs this long after they finished (checked every minute)
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     retention: Option<Duration>,
     /// Print the summary as one JSON object on stdout
     #[arg(long)]
