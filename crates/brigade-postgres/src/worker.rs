@@ -459,8 +459,9 @@ impl Control {
     }
 }
 
-/// Reconnects until it works or the worker stops; `None` when stopping.
-fn reconnect(cfg: &Worker, sh: &Shared, listen: bool) -> Option<Queue> {
+/// Reconnects (re-LISTENing if asked) until it works, or until `give_up`
+/// says so (`None`).
+fn reconnect(cfg: &Worker, sh: &Shared, listen: bool, give_up: &dyn Fn() -> bool) -> Option<Queue> {
     let mut wait = Duration::from_millis(100);
     loop {
         let r = Queue::connect(&cfg.url, &cfg.schema).and_then(|mut q| {
@@ -473,14 +474,11 @@ fn reconnect(cfg: &Worker, sh: &Shared, listen: bool) -> Option<Queue> {
             Ok(q) => return Some(q),
             Err(e) => sh.error(&e),
         }
-        if sh.stopping() && !listen {
+        if give_up() {
             return None;
         }
         std::thread::sleep(wait);
         wait = (wait * 2).min(Duration::from_secs(2));
-        if listen && sh.stopping() {
-            return None;
-        }
     }
 }
 
@@ -520,7 +518,7 @@ fn claim_loop<J: DeserializeOwned + Send + 'static>(
             Err(e) => {
                 sh.error(&e);
                 if e.is_connection() || q.is_closed() {
-                    match reconnect(cfg, sh, true) {
+                    match reconnect(cfg, sh, true, &|| sh.stopping() || pool.is_cancelled()) {
                         Some(n) => q = n,
                         None => break,
                     }
@@ -616,7 +614,7 @@ fn settle_loop(cfg: &Worker, sh: &Shared, mut q: Queue, rx: Receiver<Msg>) {
                     if !(e.is_connection() || q.is_closed()) {
                         return; // the lease will expire and the rescuer take the job
                     }
-                    match reconnect(cfg, sh, false) {
+                    match reconnect(cfg, sh, false, &|| sh.stopping()) {
                         Some(n) => q = n,
                         None => return,
                     }
@@ -689,7 +687,9 @@ fn heartbeat_loop(cfg: &Worker, sh: &Shared, mut q: Queue) {
         if let Err(e) = r {
             sh.error(&e);
             if e.is_connection() || q.is_closed() {
-                if let Some(n) = reconnect(cfg, sh, false) {
+                if let Some(n) =
+                    reconnect(cfg, sh, false, &|| sh.stop_heartbeat.load(Ordering::SeqCst))
+                {
                     q = n;
                 }
             }
