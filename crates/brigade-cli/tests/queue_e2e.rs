@@ -380,3 +380,46 @@ fn a_postgres_restart_mid_run_loses_no_job() {
     eprintln!("restart: lost {lost}, {extra} duplicate runs");
     assert_eq!(lost, 0);
 }
+
+#[test]
+fn ctrl_c_with_grace_releases_the_running_jobs_lease() {
+    let schema = "qe_grace";
+    let Some(mut db) = fresh(schema) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    script(
+        dir.path(),
+        "if [ \"$BRIGADE_ATTEMPT\" = 1 ]; then sleep 60; fi",
+    );
+    push(schema, dir.path(), &[], "slow\n");
+    let w = worker(schema, dir.path(), &["-j", "1", "--grace", "300ms"]);
+    let running = format!("SELECT count(*) FROM {schema}.jobs WHERE state = 'running'");
+    wait_until("the job to start", 60, || count(&mut db, &running) == 1);
+    wait_until("the command to start", 60, || {
+        dir.path().join("run.log").exists()
+    });
+    sigint(&w);
+    let out = wait_or_fail(w, 30);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("released 1 leases"),
+        "{}",
+        text(&out.stderr)
+    );
+    let r = db
+        .query_one(
+            &format!("SELECT state, attempt, history FROM {schema}.jobs"),
+            &[],
+        )
+        .unwrap();
+    let (state, attempt, hist): (String, i32, serde_json::Value) = (r.get(0), r.get(1), r.get(2));
+    assert_eq!((state.as_str(), attempt), ("available", 1));
+    assert!(hist[0]["error"].as_str().unwrap().contains("released"));
+    // Another worker picks it up at once (no lease to wait out).
+    let out = wait_or_fail(worker(schema, dir.path(), &["-j", "1"]), 60);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done =
+        format!("SELECT count(*) FROM {schema}.jobs WHERE state = 'completed' AND attempt = 2");
+    assert_eq!(count(&mut db, &done), 1);
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
