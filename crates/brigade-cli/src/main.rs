@@ -13,6 +13,7 @@ mod interrupt;
 mod load;
 mod logs;
 mod mail;
+mod queue;
 mod run;
 mod units;
 
@@ -41,6 +42,7 @@ enum Command {
     Load(load::Args),
     Logs(logs::Args),
     Mail(Box<mail::Args>),
+    Queue(queue::Args),
 }
 
 fn main() {
@@ -70,5 +72,6 @@ fn real_main() -> i32 {
         Command::Load(a) => load::main(a),
         Command::Logs(a) => logs::main(a),
         Command::Mail(a) => mail::main(*a),
+        Command::Queue(a) => queue::main(a),
     }
 }

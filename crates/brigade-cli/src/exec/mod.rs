@@ -6,12 +6,12 @@
 //! and the shell), `spool` (output to temporary files), `killer` (timeouts
 //! and --termseq), `joblog` (the log and --resume). This file runs the jobs.
 
-mod args;
+pub(crate) mod args;
 mod inputs;
 mod joblog;
-mod killer;
+pub(crate) mod killer;
 mod spool;
-mod template;
+pub(crate) mod template;
 
 use std::fmt;
 use std::fs::File;
