@@ -30,6 +30,74 @@ fn crew_still_works<J: Send + 'static>(
 
 // ---- 1. User code never runs under the lock; every user drop is guarded ----
 
+/// A value that counts how many of its kind are alive.
+struct Tracked(Arc<AtomicUsize>);
+
+impl Tracked {
+    fn new(live: &Arc<AtomicUsize>) -> Tracked {
+        live.fetch_add(1, Ordering::SeqCst);
+        Tracked(live.clone())
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn every_value_the_pool_throws_away_is_dropped_not_leaked_and_guarded() {
+    quiet_boom();
+    watchdog(60, || {
+        let live = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let l = live.clone();
+        // A job: whether it holds the worker, a counted value, maybe a Bomb.
+        type Job = (bool, Tracked, Option<Bomb>);
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(16)
+            .build(move |job: &Job, _ctx: &Context<Job>| {
+                if job.0 {
+                    started_tx.send(()).unwrap();
+                    let _ = release_rx.lock().unwrap().recv();
+                }
+                Ok::<_, ()>(Tracked::new(&l))
+            })
+            .unwrap();
+        let pool = results.pool();
+        // Outcomes that reach the results half and are never taken; one worker
+        // runs them in order, so the first one (taken below) has no Bomb.
+        jobs.send((false, Tracked::new(&live), None)).unwrap();
+        for _ in 0..2 {
+            jobs.send((false, Tracked::new(&live), Some(Bomb))).unwrap();
+        }
+        let mut results = results;
+        let first = results.next().unwrap();
+        assert!(first.job.2.is_none());
+        // The only worker is held; jobs wait in the queue behind it.
+        jobs.send((true, Tracked::new(&live), Some(Bomb))).unwrap();
+        started.recv().unwrap();
+        for _ in 0..4 {
+            jobs.send((false, Tracked::new(&live), Some(Bomb))).unwrap();
+        }
+        // The results half goes, with what it held unread; the queued jobs are
+        // cancelled with nobody to read them; the held job's outcome is
+        // delivered after the results half is gone. Every Drop panics, and
+        // none of it reaches this thread or the crew.
+        drop(results);
+        pool.cancel();
+        release.send(()).unwrap();
+        drop(jobs);
+        pool.wait().unwrap();
+        drop(first);
+        assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+    });
+}
+
 /// A job that holds a clone of its own pool's jobs half.
 struct Holder(#[allow(dead_code)] Option<Jobs<Holder>>);
 
