@@ -194,4 +194,47 @@ impl<J> Context<'_, J> {
     pub fn spawn(&self, job: J) -> Result<u64, J> {
         self.ops.follow_up(job)
     }
+
+    /// Starts a helper thread for this job, as [`std::thread::spawn`] does,
+    /// that the pool knows as part of the job. The job usually waits for its
+    /// helper, and the pool cannot finish while the job runs; so in the
+    /// helper, as in the job itself, reading this pool's results fails (the
+    /// read panics, and the panic is the job's if it is passed on), waiting
+    /// on the pool is [`WaitError::InsideWorker`](crate::WaitError::InsideWorker),
+    /// and a send to the pool goes past its bounds, instead of hanging. A
+    /// thread started any other way is unknown to the pool: std has no hook
+    /// to carry the job's identity into it.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error if the thread cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use brigade::{Builder, Context};
+    ///
+    /// let (jobs, results) = Builder::new().workers(1)
+    ///     .build(|n: &u64, ctx: &Context<u64>| {
+    ///         let helper = ctx.spawn_thread({ let n = *n; move || n * 2 }).unwrap();
+    ///         Ok::<_, ()>(helper.join().unwrap())
+    ///     })
+    ///     .unwrap();
+    /// jobs.send(21).unwrap();
+    /// drop(jobs);
+    /// let doubled: Vec<u64> = results.map(|o| o.result.unwrap()).collect();
+    /// assert_eq!(doubled, [42]);
+    /// ```
+    #[cfg(not(loom))]
+    pub fn spawn_thread<F, R>(&self, f: F) -> std::io::Result<std::thread::JoinHandle<R>>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let mark = crate::shared::worker_mark();
+        std::thread::Builder::new().spawn(move || {
+            crate::shared::set_worker_mark(mark);
+            f()
+        })
+    }
 }

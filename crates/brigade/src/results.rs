@@ -27,11 +27,12 @@ use crate::sync::Arc;
 /// iterator given to [`Builder::run`](crate::Builder::run) panicked, the
 /// results half raises that panic after the last outcome.
 ///
-/// A thread that a job starts is not one of the workers. If the job waits
-/// for that thread while it reads this pool's results, neither can end, and
-/// this is not detected: std gives no way to carry a worker's identity into
-/// the threads a job starts. Read the results from the job itself, or from a
-/// thread the jobs do not wait for.
+/// Reading them from a helper thread that a job started with
+/// [`Context::spawn_thread`](crate::Context::spawn_thread) panics the same
+/// way. A thread a job starts any other way is unknown to the pool: if the
+/// job waits for it while it reads this pool's results, neither can end, and
+/// this is not detected (std has no hook to carry a worker's identity into
+/// the threads it starts).
 ///
 /// # Dropping
 ///

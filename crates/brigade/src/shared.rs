@@ -321,6 +321,18 @@ sync::thread_local! {
     static WORKER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// The pool whose worker (or job's helper thread) the calling thread is, or 0.
+#[cfg(not(loom))]
+pub(crate) fn worker_mark() -> usize {
+    WORKER_OF.with(|w| w.get())
+}
+
+/// Marks the calling thread as a helper of a job of the pool `mark` names.
+#[cfg(not(loom))]
+pub(crate) fn set_worker_mark(mark: usize) {
+    WORKER_OF.with(|w| w.set(mark));
+}
+
 /// The most jobs a worker takes from the queue at once.
 const MAX_BATCH: usize = 32;
 

@@ -693,6 +693,50 @@ fn a_reading_threads_send_blocked_on_a_full_queue_is_refused_once_its_wait_turns
 }
 
 #[test]
+fn a_jobs_helper_thread_reading_or_waiting_on_its_own_pool_is_refused_instead_of_hanging() {
+    watchdog(30, || {
+        type R = brigade::Results<u8, u8, String>;
+        let slot: Arc<Mutex<Option<(R, brigade::Pool)>>> = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .build(move |n: &u8, ctx: &Context<u8>| {
+                if *n == 0 {
+                    return Ok(0);
+                }
+                let (mut r, pool) = s.lock().unwrap().take().unwrap();
+                // The job waits for its helper; the helper reads the results
+                // past what is ready, then would wait for a pool that cannot
+                // finish while the job runs.
+                let helper = ctx
+                    .spawn_thread(move || {
+                        assert!(matches!(pool.wait(), Err(brigade::WaitError::InsideWorker)));
+                        let first = r.next(); // job 0's outcome is ready
+                        let _ = r.next(); // nothing more can come: refused
+                        first.map(|o| o.seq)
+                    })
+                    .unwrap();
+                match helper.join() {
+                    Ok(_) => Err("the helper read on".to_string()),
+                    Err(_) => Err("the helper's read was refused".to_string()),
+                }
+            })
+            .unwrap();
+        let pool = jobs.pool();
+        jobs.send(0).unwrap();
+        while pool.stats().succeeded < 1 {
+            std::thread::yield_now();
+        }
+        *slot.lock().unwrap() = Some((results, pool.clone()));
+        jobs.send(1).unwrap();
+        drop(jobs);
+        pool.wait().unwrap();
+        let s = pool.stats();
+        assert_eq!((s.succeeded, s.failed), (1, 1));
+    });
+}
+
+#[test]
 fn a_results_half_moved_to_a_reader_thread_is_no_deadlock() {
     watchdog(60, || {
         let (jobs, results) = Builder::new()
