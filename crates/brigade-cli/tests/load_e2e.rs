@@ -1035,3 +1035,68 @@ fn the_progress_bar_counts_rows_and_bytes_not_batches() {
         "the bar counts batches: {screen:?}"
     );
 }
+
+/// Edge values of every type `brigade load` sends in binary COPY, and values
+/// it must leave to the server (sent as text): what lands in the table is
+/// what `psql \copy` (text COPY, the oracle) puts there, to the last bit.
+#[test]
+fn pg_binary_copy_stores_what_psql_copy_stores() {
+    let ddl = "i2 smallint, i4 integer, i8 bigint, r real, d double precision, b boolean, \
+               t text, v character varying, ts timestamp";
+    let Some(mut ours) = Table::new("binary_ours", Some(ddl)) else {
+        return;
+    };
+    let Some(theirs) = Table::new("binary_theirs", Some(ddl)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(
+        dir.path(),
+        "edge.csv",
+        "i2,i4,i8,r,d,b,t,v,ts\n\
+         -32768,-2147483648,-9223372036854775808,3.4028235e38,1.7976931348623157e308,t,plain,x,0001-01-01 00:00:00\n\
+         32767,2147483647,9223372036854775807,1.17549435e-38,2.2250738585072014e-308,false,\"tab\there\",\"new\nline\",9999-12-31 23:59:59.999999\n\
+         0,+7,-0,0.1,0.1,Yes,\"back\\slash\",Zoë 日本 🚀,2024-02-29T10:11:12.5\n\
+         1,2,3,-0,-0.0,OFF,,\"\",1999-12-31 23:59:59\n\
+         2,3,4,1e-40,5e-324,1,\"a,b\",\"q\"\"uote\",2000-01-01 00:00:00.000001\n\
+         \" 5\",6,7,1.5,2.5,0,text,with spaces ,2024-01-01 10:00:00\n\
+         8,9,10,NaN,Infinity, yes ,x,y,epoch\n\
+         11,12,13,1e10,-1e-10,on,x,y,2024-06-01 12:00:00+00\n",
+    );
+    let out = run(&[
+        "--db",
+        PG,
+        "--table",
+        &ours.name,
+        "--batch-rows",
+        "3",
+        "--json",
+        s(&csv),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows_inserted"], 8);
+    let copy = format!(
+        "\\copy {} FROM '{}' WITH (FORMAT csv, HEADER)",
+        theirs.name,
+        s(&csv)
+    );
+    let st = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", PG, "-c", &copy])
+        .status()
+        .expect("psql runs");
+    assert!(st.success(), "psql \\copy failed");
+    let (a, b) = (&ours.name, &theirs.name);
+    let differ: i64 = ours
+        .client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) \
+                 UNION ALL (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a})) x"
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(differ, 0, "rows differ from psql's");
+    assert_eq!(ours.count(), 8);
+}

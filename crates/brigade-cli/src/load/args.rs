@@ -127,8 +127,10 @@ pub enum Format {
 /// How rows go into PostgreSQL.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// COPY ... FROM STDIN (text format)
+    /// COPY ... FROM STDIN: binary where every column type and value allows it, else text
     Copy,
+    /// COPY ... FROM STDIN, always in text format
+    CopyText,
     /// INSERT ... VALUES (...), (...) with bound parameters
     Insert,
 }

@@ -13,6 +13,7 @@
 //! --import-id, `rejects.rs` the rejects file.
 
 pub(crate) mod args;
+mod binary;
 mod infer;
 mod input;
 mod ledger;

@@ -1,6 +1,7 @@
-//! The PostgreSQL sink: COPY (text format) or multi-row INSERT, one
-//! connection per worker, savepoints for bisecting, `txid_status` to settle a
-//! COMMIT whose answer was lost.
+//! The PostgreSQL sink: COPY (binary where every column's type and value
+//! allow it, else text; see `binary.rs`) or multi-row INSERT, one connection
+//! per worker, savepoints for bisecting, `txid_status` to settle a COMMIT
+//! whose answer was lost.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,6 +13,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, SimpleQueryMessage, Statement};
 
 use super::args::Method;
+use super::binary;
 use super::infer::Dialect;
 use super::input::Batch;
 use super::ledger;
@@ -143,6 +145,23 @@ impl Pg {
 
     fn copy(&mut self, b: &Batch, rows: Range<usize>) -> Result<(), DbError> {
         let mut buf = std::mem::take(&mut self.buf);
+        let kinds: Option<Vec<binary::Kind>> = b
+            .columns
+            .iter()
+            .map(|c| self.plan.types.get(c).and_then(|t| binary::kind_of(t)))
+            .collect();
+        let binary = self.plan.method == Method::Copy
+            && kinds.is_some_and(|k| binary::encode(&k, b, rows.clone(), &mut buf));
+        if binary {
+            let sql = format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                self.plan.table,
+                column_list(&b.columns)
+            );
+            let res = self.send_copy(&sql, &buf);
+            self.buf = buf;
+            return res;
+        }
         buf.clear();
         for r in rows {
             for c in 0..b.ncols() {
@@ -161,18 +180,21 @@ impl Pg {
             self.plan.table,
             column_list(&b.columns)
         );
-        let res = (|| {
-            let mut w = self.client.copy_in(&sql).map_err(err)?;
-            if let Err(e) = w.write_all(&buf) {
-                return Err(DbError::new(
-                    ErrKind::Transient,
-                    format!("connection lost during COPY: {e}"),
-                ));
-            }
-            w.finish().map_err(err).map(|_| ())
-        })();
+        let res = self.send_copy(&sql, &buf);
         self.buf = buf;
         res
+    }
+
+    /// Runs one `COPY ... FROM STDIN` with `data`.
+    fn send_copy(&mut self, sql: &str, data: &[u8]) -> Result<(), DbError> {
+        let mut w = self.client.copy_in(sql).map_err(err)?;
+        if let Err(e) = w.write_all(data) {
+            return Err(DbError::new(
+                ErrKind::Transient,
+                format!("connection lost during COPY: {e}"),
+            ));
+        }
+        w.finish().map_err(err).map(|_| ())
     }
 
     fn statement(&mut self, cols: &[String], rows: usize) -> Result<Statement, DbError> {
@@ -299,7 +321,8 @@ impl Db for Pg {
     }
 
     fn insert(&mut self, b: &Batch, rows: Range<usize>) -> Result<(), DbError> {
-        let copy = self.plan.method == Method::Copy && self.plan.upsert.is_none();
+        let copy = matches!(self.plan.method, Method::Copy | Method::CopyText)
+            && self.plan.upsert.is_none();
         self.in_savepoint(|pg| {
             if copy {
                 pg.copy(b, rows)
