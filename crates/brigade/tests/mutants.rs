@@ -397,3 +397,47 @@ fn each_slow_jobs_outcome_arrives_before_the_next_job_is_let_go() {
         assert!(results.next().is_none());
     });
 }
+
+#[test]
+fn a_send_timeout_too_long_for_the_clock_waits_as_long_as_it_takes() {
+    // Duration::MAX cannot be added to the clock: the send waits for room
+    // however long that is, not a few seconds (an arithmetic mutant of the
+    // fallback made it 2 s) and not not at all.
+    watchdog(60, || {
+        let (open_tx, open_rx) = mpsc::channel::<()>();
+        let open_rx = Mutex::new(open_rx);
+        let (jobs, results) = Builder::new()
+            .workers(1)
+            .queue(1)
+            .results_capacity(16)
+            .build(move |n: &u32, _ctx: &brigade::Context<u32>| {
+                if *n == 0 {
+                    let _ = open_rx.lock().unwrap().recv();
+                }
+                Ok::<_, ()>(*n)
+            })
+            .unwrap();
+        let pool = results.pool();
+        jobs.send(0).unwrap();
+        while pool.stats().running < 1 {
+            std::thread::yield_now();
+        }
+        jobs.send(1).unwrap(); // the queue is full now
+        let sender = jobs.clone();
+        let (done_tx, done) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let r = sender.send_timeout(2, Duration::MAX);
+            done_tx.send(r.is_ok()).unwrap();
+        });
+        // Longer than the mutant's 2 s; a lower bound only.
+        assert!(
+            done.recv_timeout(Duration::from_secs(3)).is_err(),
+            "send_timeout(Duration::MAX) gave up while the queue was full"
+        );
+        open_tx.send(()).unwrap();
+        assert!(done.recv().unwrap(), "the send failed once there was room");
+        t.join().unwrap();
+        drop(jobs);
+        assert_eq!(results.count(), 3);
+    });
+}
