@@ -79,6 +79,12 @@ impl RunArgs {
         if let Some(t) = self.timeout {
             b = b.timeout(t);
         }
+        self.apply_limits(b)
+    }
+
+    /// Applies only --rate and --fail-fast, for tools whose --retries and
+    /// --timeout mean something of their own (a batch's, an SMTP step's).
+    pub fn apply_limits<St>(&self, mut b: Builder<St>) -> Builder<St> {
         if let Some(r) = self.rate {
             b = b.rate_limit(r);
         }

@@ -311,16 +311,7 @@ fn the_progress_bar_shows_a_whole_rate_and_cancelled_jobs_are_not_progress() {
         .stderr(Stdio::from(pty.slave))
         .spawn()
         .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Ends with EIO once brigade (the last holder of the terminal) exits.
-        while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
-            all.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    let reader = read_terminal(pty.master);
     wait_for_file(&dir.path().join("started.1"), 30);
     // Let the bar draw a few ticks (it ticks every 200 ms), then interrupt.
     std::thread::sleep(std::time::Duration::from_millis(700));

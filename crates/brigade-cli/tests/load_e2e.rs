@@ -1010,16 +1010,7 @@ fn the_progress_bar_counts_rows_and_bytes_not_batches() {
         .stderr(Stdio::from(pty.slave))
         .spawn()
         .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Ends with EIO once brigade (the last holder of the terminal) exits.
-        while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
-            all.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
+    let reader = read_terminal(pty.master);
     let out = wait_or_fail(child, 60);
     assert_eq!(out.status.code(), Some(0));
     let screen = reader.join().unwrap();

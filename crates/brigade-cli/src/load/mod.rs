@@ -299,12 +299,7 @@ fn load(args: Args) -> Result<i32, String> {
         .workers(workers)
         .queue(queue)
         .name("brigade-load");
-    if let Some(r) = args.run.rate {
-        builder = builder.rate_limit(r);
-    }
-    if args.run.fail_fast {
-        builder = builder.fail_fast();
-    }
+    builder = args.run.apply_limits(builder);
     let worker_plan = plan.clone();
     let (jobs, results) = builder
         .state(move |_worker| Slot::open(connect.clone()))

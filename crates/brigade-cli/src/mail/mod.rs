@@ -190,12 +190,7 @@ fn mail(args: Args) -> Result<i32, String> {
     if to_stdout {
         builder = builder.ordered();
     }
-    if let Some(r) = args.run.rate {
-        builder = builder.rate_limit(r);
-    }
-    if args.run.fail_fast {
-        builder = builder.fail_fast();
-    }
+    builder = args.run.apply_limits(builder);
     let worker_setup = setup.clone();
     let (jobs, results) = builder
         .state(|_worker| Ok::<_, std::convert::Infallible>(Conn::default()))

@@ -111,3 +111,18 @@ pub fn assert_gone(pidfile: &Path, secs: u64, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Reads everything a program writes to a terminal, on a thread, from the
+/// pty's master side; the thread ends (EIO) once the last holder of the
+/// terminal exits, and returns what was drawn.
+pub fn read_terminal(master: std::os::fd::OwnedFd) -> std::thread::JoinHandle<String> {
+    let mut master = std::fs::File::from(master);
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut master, &mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    })
+}
