@@ -494,13 +494,29 @@ fn shutdown_with_a_deadline_turns_immediate() {
 #[test]
 fn fail_fast_cancels_the_rest_and_they_still_report() {
     watchdog(30, || {
+        // Both workers hold their first job until every job is queued, so
+        // that the failure always finds jobs left to cancel (without the
+        // gate, a fast crew could finish them all first and the test flaked).
+        let gate = Arc::new(Barrier::new(3));
+        let g = gate.clone();
         let (jobs, results) = Builder::new()
             .workers(2)
             .queue(1000)
             .fail_fast()
-            .build(|n: &u32, _ctx: &Context<u32>| if *n == 10 { Err("ten") } else { Ok(*n) })
+            .build(move |n: &u32, _ctx: &Context<u32>| {
+                if *n < 2 {
+                    g.wait();
+                }
+                if *n == 10 {
+                    Err("ten")
+                } else {
+                    Ok(*n)
+                }
+            })
             .unwrap();
         let accepted: Vec<u32> = (0..1000).filter(|n| jobs.send(*n).is_ok()).collect();
+        assert_eq!(accepted.len(), 1000);
+        gate.wait();
         drop(jobs);
         let outcomes: Vec<_> = results.collect();
         assert_eq!(outcomes.len(), accepted.len());
