@@ -455,13 +455,16 @@ fn resizing_up_and_down_does_not_keep_exited_threads() {
             eprintln!("skipped: no /proc/self/status");
             return;
         };
-        for _ in 0..100 {
+        for _ in 0..200 {
             cycle();
         }
         let after = vm_size_kib().unwrap();
-        // 100 cycles of 7 unjoined threads would keep 700 stacks (1.4 GiB).
+        // 200 cycles of 7 unjoined threads would keep 1,400 stacks (2.8 GiB).
+        // VmSize is the whole process's, and the other tests of this binary
+        // run beside this one (their threads have stacks too), so the bound
+        // leaves them 1 GiB.
         assert!(
-            after < before + 200 * 1024,
+            after < before + 1024 * 1024,
             "VmSize grew from {before} KiB to {after} KiB"
         );
     });
